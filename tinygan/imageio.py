@@ -81,7 +81,8 @@ def open_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
     try:
         if img.mode not in ("L", "RGB"):
             img = img.convert("RGB")
-        return img.convert("L") if channels == 1 else img
+        target = "L" if channels == 1 else "RGB"
+        return img if img.mode == target else img.convert(target)
     except ValueError as e:
         raise ImageFileError(f"{path}: cannot convert mode {img.mode!r} to RGB: {e}") from None
 

@@ -1,0 +1,178 @@
+"""Activations: relu, leaky_relu, prelu, elu, sigmoid, tanh, softplus, softmax, log_softmax.
+
+Most save their output, not their input: the derivative of each is a function of the output
+(σ' = σ(1 − σ), tanh' = 1 − tanh², relu' = [y > 0]), and the output is usually kept alive
+by the next layer anyway, so saving it costs no memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinygan.autograd import Function, Tensor
+from tinygan.functions.math import exp, where
+from tinygan.functions.reduce import normalise_axes
+from tinygan.functions.shape import reshape
+
+
+def _positive_mask(out: Tensor) -> Any:
+    return (out.data > 0).astype(out.dtype)
+
+
+class ReLU(Function):
+    """max(x, 0)."""
+
+    def forward(self, x: Any) -> Any:
+        out = self.xp.maximum(x, 0)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        return grad * Tensor._wrap(_positive_mask(out))
+
+
+class LeakyReLU(Function):
+    """x for x > 0, slope·x otherwise (Maas et al. 2013; DCGAN's D uses slope 0.2)."""
+
+    def forward(self, x: Any, slope: float) -> Any:
+        self.slope = slope
+        out = self.xp.where(x > 0, x, x * x.dtype.type(slope))
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        factor = self.xp.where(out.data > 0, out.dtype.type(1), out.dtype.type(self.slope))
+        return grad * Tensor._wrap(factor)
+
+
+class ELU(Function):
+    """x for x > 0, α(eˣ − 1) otherwise (Clevert et al. 2016); derivative y + α below 0."""
+
+    def forward(self, x: Any, alpha: float) -> Any:
+        self.alpha = alpha
+        negative = alpha * self.xp.expm1(self.xp.minimum(x, 0))
+        out = self.xp.where(x > 0, x, negative).astype(x.dtype, copy=False)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        return where(out.data > 0, grad, grad * (out + self.alpha))
+
+
+class Sigmoid(Function):
+    """σ(x) = 1 / (1 + e⁻ˣ), computed as (1 + tanh(x/2)) / 2 so it never overflows."""
+
+    def forward(self, x: Any) -> Any:
+        out = 0.5 * (1 + self.xp.tanh(0.5 * x))
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        return grad * (out * (1 - out))
+
+
+class Tanh(Function):
+    def forward(self, x: Any) -> Any:
+        out = self.xp.tanh(x)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        return grad * (1 - out * out)
+
+
+class Softplus(Function):
+    """log(1 + e^(βx)) / β, computed with logaddexp so it never overflows; derivative σ(βx)."""
+
+    def forward(self, x: Any, beta: float) -> Any:
+        self.beta = beta
+        self.save_for_backward(x)
+        return self.xp.logaddexp(0, beta * x).astype(x.dtype, copy=False) / x.dtype.type(beta)
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (x,) = self.saved_tensors
+        return grad * sigmoid(x * self.beta if self.beta != 1 else x)
+
+
+class Softmax(Function):
+    """exp(x − max) / Σ exp(x − max) along ``axis``; backward y ⊙ (g − Σ g ⊙ y)."""
+
+    def forward(self, x: Any, axis: int) -> Any:
+        self.axis = axis
+        e = self.xp.exp(x - x.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        return out * (grad - (grad * out).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """x − max − log Σ exp(x − max) along ``axis``; backward g − softmax ⊙ Σ g."""
+
+    def forward(self, x: Any, axis: int) -> Any:
+        self.axis = axis
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=axis, keepdims=True))
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad: Tensor) -> Tensor:
+        (out,) = self.saved_tensors
+        return grad - exp(out) * grad.sum(axis=self.axis, keepdims=True)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(x, slope=float(negative_slope))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    return ELU.apply(x, alpha=float(alpha))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
+    if beta <= 0:
+        raise ValueError(f"softplus: beta must be positive, got {beta}")
+    return Softplus.apply(x, beta=float(beta))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    (axis,) = normalise_axes(axis, x.ndim, "softmax")
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    (axis,) = normalise_axes(axis, x.ndim, "log_softmax")
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """max(x, 0) + a·min(x, 0) with a learned slope per channel (axis 1) or one shared slope
+    (He et al. 2015; SRGAN's generator)."""
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if weight.ndim != 1 or weight.shape[0] not in (1, channels):
+        raise ValueError(
+            f"prelu: weight {weight.shape} must be (1,) or ({channels},) for input {x.shape}"
+        )
+    if x.ndim >= 2 and weight.shape[0] != 1:
+        weight = reshape(weight, (1, channels) + (1,) * (x.ndim - 2))
+    return relu(x) - weight * relu(-x)

@@ -37,9 +37,10 @@ def tensor(
     """A new leaf tensor holding a copy of ``data`` (list, scalar, ndarray or Tensor)."""
     if isinstance(data, Tensor):
         data = data.data
-    if hasattr(data, "__cuda_array_interface__") or isinstance(data, np.ndarray):
+    if hasattr(data, "__cuda_array_interface__") or isinstance(data, (np.ndarray, np.generic)):
         source_device = device_of(data)
-        array = data.astype(dtype if dtype is not None else data.dtype, copy=True)
+        array = np.asarray(data) if isinstance(data, np.generic) else data
+        array = array.astype(dtype if dtype is not None else array.dtype, copy=True)
     else:
         source_device = "cpu"
         array = np.array(data)

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import tinygan
 from tinygan import checkpoint
 from tinygan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -44,13 +45,15 @@ def _state():
         "np_int": np.int64(-3),
         "keys": {"1": "str key", 1: "int key"},
         "t": FakeTensor(np.arange(6, dtype=np.float16).reshape(2, 3)),
+        "real": tinygan.tensor(np.linspace(0, 1, 5), requires_grad=True),
     }
 
 
 def _assert_same(a, b, where="state"):
-    assert type(a) is type(b) or (isinstance(a, FakeTensor) and isinstance(b, np.ndarray)), where
-    if isinstance(a, FakeTensor):
+    if isinstance(a, (FakeTensor, tinygan.Tensor)):
+        assert isinstance(b, np.ndarray), where
         a = a.data
+    assert type(a) is type(b), where
     if isinstance(a, dict):
         assert list(a.keys()) == list(b.keys()), where
         assert [type(k) for k in a] == [type(k) for k in b], where
@@ -177,3 +180,26 @@ def test_missing_paths(tmp_path):
         load_checkpoint(tmp_path / "nope.npz")
     with pytest.raises(FileNotFoundError, match="no_dir"):
         save_checkpoint(tmp_path / "no_dir" / "ck.npz", {"a": 1})
+
+
+def _cupy_or_skip():
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy
+    except Exception:  # CuPy raises its own error types when there is no driver
+        pass
+    pytest.skip("CuPy is installed but no GPU is usable")
+
+
+@pytest.mark.gpu
+def test_gpu_arrays_come_back_to_host_and_can_go_to_device(tmp_path):
+    cupy = _cupy_or_skip()
+    w = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    path = tmp_path / "gpu.npz"
+    save_checkpoint(path, {"w": cupy.asarray(w), "t": tinygan.tensor(w, device="cuda")})
+    host = load_checkpoint(path)
+    assert isinstance(host["w"], np.ndarray) and np.array_equal(host["w"], w)
+    assert np.array_equal(host["t"], w)
+    dev = load_checkpoint(path, device="cuda")
+    assert isinstance(dev["w"], cupy.ndarray) and np.array_equal(dev["w"].get(), w)

@@ -434,3 +434,18 @@ def test_prefetch_thread_stops_and_forwards_errors():
         for b in DataLoader(Broken(np.arange(10)), 2, device=None, prefetch=2):
             got.append(b.tolist())
     assert got == [[0, 1], [2, 3]] and threading.active_count() == before
+
+
+@pytest.mark.gpu
+def test_loader_puts_batches_on_the_gpu():
+    cupy = pytest.importorskip("cupy")
+    try:
+        gpus = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # CuPy raises its own error types when there is no driver
+        gpus = 0
+    if gpus == 0:
+        pytest.skip("CuPy is installed but no GPU is usable")
+    ds = Digits("test", image_size=16)
+    x, y = next(iter(DataLoader(ds, 8, device="cuda")))
+    assert x.device == "cuda" and y.device == "cuda" and x.dtype == np.float32
+    assert np.array_equal(x.numpy(), ds.images[:8]) and y.numpy().tolist() == ds.labels[:8].tolist()

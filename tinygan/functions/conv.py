@@ -1,0 +1,527 @@
+"""Convolution by im2col + GEMM: conv2d, conv_transpose2d, and im2col/col2im themselves.
+
+Shapes (PyTorch's layouts):
+    conv2d:           x: (N, C, H, W),  weight: (OC, C/g, KH, KW)  ->  (N, OC, OH, OW)
+                      OH = (H + 2·PH − DH·(KH − 1) − 1) // SH + 1
+    conv_transpose2d: x: (N, C, H, W),  weight: (C, OC/g, KH, KW)  ->  (N, OC, OH, OW)
+                      OH = (H − 1)·SH − 2·PH + DH·(KH − 1) + output_padding + 1
+
+im2col unfolds every receptive field into a column, cols[n, c, kh, kw, oh, ow] =
+x_padded[n, c, oh·SH + kh·DH, ow·SW + kw·DW]; a convolution is then one matrix product per
+group, W (OC, C·KH·KW) @ cols (C·KH·KW, OH·OW). col2im is im2col's adjoint: it adds every
+column entry back onto the pixel it came from.
+
+The three ops close over differentiation (Dumoulin & Visin 2016, "A guide to convolution
+arithmetic"): conv2d's input gradient is conv_transpose2d with the same weight and vice
+versa, and both weight gradients are one bilinear op ``_WeightGrad(x, grad)`` whose own
+derivatives are again conv2d and conv_transpose2d. So every op here is differentiable to
+any order (WGAN-GP, R1), with a single implementation of each product.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygan.autograd import Function, Tensor
+from tinygan.backend import get_array_module
+
+Pair = tuple[int, int]
+IntOrPair = int | tuple[int, int] | list[int]
+
+# ---------------------------------------------------------------- argument checks
+
+
+def _pair(value: Any, name: str, op: str, minimum: int = 0) -> Pair:
+    """An int or a pair of ints as a pair; raises ValueError below ``minimum``."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """(size + 2·padding − dilation·(kernel − 1) − 1) // stride + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, output_padding: int
+) -> int:
+    """(size − 1)·stride − 2·padding + dilation·(kernel − 1) + output_padding + 1."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def _check_4d(op: str, x: Tensor, weight: Tensor) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D, got shape {weight.shape}")
+
+
+# ---------------------------------------------------------------- im2col / col2im on arrays
+
+
+def im2col_array(
+    x: Any,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    out_size: Pair | None = None,
+    batch_first: bool = True,
+) -> Any:
+    """Unfold x (N, C, H, W) into cols (N, C, KH, KW, OH, OW), contiguous.
+
+    One strided view of the zero-padded input (no copy) and one copy. ``out_size`` defaults
+    to the conv output size; it may be smaller (a conv_transpose's gradient, whose rows past
+    its input size are cut). ``batch_first=False`` gives (C, KH, KW, N, OH, OW) instead, the
+    layout of the weight gradient's GEMM.
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel, stride, padding, dilation
+    if out_size is None:
+        out_size = conv_output_size(H, KH, SH, PH, DH), conv_output_size(W, KW, SW, PW, DW)
+    OH, OW = out_size
+    # CUDA: kernels/im2col.cu's im2col_kernel (same layout, padding done in the kernel) takes
+    # over here once tinygan/backend/cuda_kernels.py wires it; until then CuPy runs this path.
+    if PH or PW:
+        padded = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
+        padded[:, :, PH : PH + H, PW : PW + W] = x
+        x = padded
+    sn, sc, sh, sw = x.strides
+    view = xp.lib.stride_tricks.as_strided(
+        x, (N, C, KH, KW, OH, OW), (sn, sc, sh * DH, sw * DW, sh * SH, sw * SW)
+    )
+    return xp.ascontiguousarray(view if batch_first else view.transpose(1, 2, 3, 0, 4, 5))
+
+
+def col2im_array(
+    cols: Any, size: Pair, stride: Pair, padding: Pair, dilation: Pair, width: int | None = None
+) -> Any:
+    """Fold cols (N, C, KH, KW, OH, CW) back into x (N, C, H, W), summing overlaps.
+
+    ``width`` is the true OW when the GEMM that made ``cols`` was fed zero-padded rows
+    (CW > OW, columns past OW are zero; see ``_col_width``). With CW ≥ OW + (KW−1)·DW // SW
+    every kernel tap's rows land in one contiguous run of a per-phase buffer, so the fold is
+    KH·KW long contiguous adds instead of KH·KW short strided ones (about 2× faster here),
+    then one strided copy per stride phase.
+    """
+    xp = get_array_module(cols)
+    N, C, KH, KW, OH, CW = cols.shape
+    OW = CW if width is None else width
+    (H, W), (SH, SW), (PH, PW), (DH, DW) = size, stride, padding, dilation
+    # CUDA: kernels/im2col.cu's col2im_kernel plugs in here (see im2col_array).
+    if CW < OW + (KW - 1) * DW // SW:  # rows too narrow to fold flat: strided adds
+        out = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
+        for i in range(KH):
+            for j in range(KW):
+                rows = slice(i * DH, i * DH + SH * (OH - 1) + 1, SH)
+                columns = slice(j * DW, j * DW + SW * (OW - 1) + 1, SW)
+                out[:, :, rows, columns] += cols[:, :, i, j, :, :OW]
+        return out[:, :, PH : PH + H, PW : PW + W]
+    # Tap (i, j) hits output row i·DH + SH·oh: stride phase a = i·DH % SH, row i·DH // SH + oh
+    # of that phase's grid. One flat buffer of R rows × CW per phase (a, b).
+    R = OH + (KH - 1) * DH // SH + 1
+    L = OH * CW
+    src = cols.reshape(N * C, KH, KW, L)
+    acc = xp.zeros((SH, SW, N * C, R * CW), dtype=cols.dtype)
+    for i in range(KH):
+        di, a = divmod(i * DH, SH)
+        for j in range(KW):
+            dj, b = divmod(j * DW, SW)
+            start = di * CW + dj
+            acc[a, b, :, start : start + L] += src[:, i, j]
+    acc = acc.reshape(SH, SW, N, C, R, CW)
+    out = xp.zeros((N, C, H, W), dtype=cols.dtype)
+    for a in range(SH):
+        rows_out, rows_acc = _phase_slices(a, SH, PH, H, R)
+        for b in range(SW):
+            cols_out, cols_acc = _phase_slices(b, SW, PW, W, CW)
+            out[:, :, rows_out, cols_out] = acc[a, b, :, :, rows_acc, cols_acc]
+    return out
+
+
+def _phase_slices(phase: int, stride: int, pad: int, size: int, length: int) -> tuple:
+    """Where phase ``phase`` (padded positions phase + stride·t, t < length) lands in the
+    unpadded output of ``size``: (output slice, buffer slice)."""
+    first = -(-(pad - phase) // stride) if pad > phase else 0  # first t inside the output
+    last = min(length - 1, (size - 1 + pad - phase) // stride)  # last t inside
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    start = phase + stride * first - pad
+    return slice(start, start + stride * (last - first) + 1, stride), slice(first, last + 1)
+
+
+def _col_width(OW: int, KW: int, SW: int, DW: int) -> int:
+    """Row width for cols that col2im will fold: OW + (KW−1)·DW // SW zero-padded columns
+    when that costs the GEMM at most a quarter more work (the flat fold), else OW."""
+    wide = OW + (KW - 1) * DW // SW
+    return wide if 4 * (wide - OW) <= OW else OW
+
+
+def _pad_width(a: Any, width: int) -> Any:
+    """a (..., W) zero-padded on the right to (..., width)."""
+    if a.shape[-1] == width:
+        return a
+    xp = get_array_module(a)
+    out = xp.zeros(a.shape[:-1] + (width,), dtype=a.dtype)
+    out[..., : a.shape[-1]] = a
+    return out
+
+
+# ---------------------------------------------------------------- the three products
+
+
+def _bmm(a: Any, b: Any) -> Any:
+    """a (G, M, K) shared by every sample, b (N, G, K, L) -> (N, G, M, L).
+
+    One GEMM per (sample, group) when samples are big enough; with few columns per sample
+    (L small, e.g. 1×1 or 4×4 maps) the samples are folded into one GEMM per group instead.
+    """
+    xp = get_array_module(b)
+    N, G, K, L = b.shape
+    if L >= 64 or N == 1:
+        return xp.matmul(a, b)
+    folded = b.transpose(1, 2, 0, 3).reshape(G, K, N * L)
+    return xp.matmul(a, folded).reshape(G, a.shape[1], N, L).transpose(2, 0, 1, 3)
+
+
+def _conv_forward(
+    x: Any, w: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int, out_size: Pair
+) -> Any:
+    """y = conv2d(x, w): im2col, then W_g (OC/g, C/g·KH·KW) @ cols_g for each group g."""
+    N, C, _, _ = x.shape
+    OC, Cg, KH, KW = w.shape
+    OH, OW = out_size
+    cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size)
+    cols = cols.reshape(N, groups, Cg * KH * KW, OH * OW)
+    out = _bmm(w.reshape(groups, OC // groups, Cg * KH * KW), cols)
+    return out.reshape(N, OC, OH, OW)
+
+
+def _conv_transpose_forward(
+    x: Any, w: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int, out_size: Pair
+) -> Any:
+    """y = conv_transpose2d(x, w): cols_g = W_gᵀ (OC/g·KH·KW, C/g) @ x_g, then col2im."""
+    N, C, H, W = x.shape
+    _, OCg, KH, KW = w.shape
+    Cg = C // groups
+    width = _col_width(W, KW, stride[1], dilation[1])
+    x = _pad_width(x, width).reshape(N, groups, Cg, H * width)
+    wt = w.reshape(groups, Cg, OCg * KH * KW).transpose(0, 2, 1)
+    cols = _bmm(wt, x).reshape(N, groups * OCg, KH, KW, H, width)
+    return col2im_array(cols, out_size, stride, padding, dilation, width=W)
+
+
+def _conv_weight_grad(
+    x: Any, gy: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, groups: int
+) -> Any:
+    """dL/dW of y = conv2d(x, W) given gy = dL/dy: Σ_n,oh,ow gy ⊗ cols, one GEMM per group
+    over the whole batch: gy_g (OC/g, N·OH·OW) @ cols_gᵀ (N·OH·OW, C/g·KH·KW)."""
+    xp = get_array_module(x)
+    N, C, _, _ = x.shape
+    _, OC, OH, OW = gy.shape
+    Cg, KH, KW = C // groups, kernel[0], kernel[1]
+    cols = im2col_array(x, kernel, stride, padding, dilation, (OH, OW), batch_first=False)
+    cols = cols.reshape(groups, Cg * KH * KW, N * OH * OW)
+    gy = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(groups, OC // groups, -1)
+    return xp.matmul(gy, cols.transpose(0, 2, 1)).reshape(OC, Cg, KH, KW)
+
+
+# ---------------------------------------------------------------- differentiable ops
+
+
+class Conv2d(Function):
+    """y = conv2d(x, W) + b; dx = conv_transpose2d(dy, W), dW = _WeightGrad(x, dy), db = Σ dy."""
+
+    def forward(self, x: Any, w: Any, b: Any, out_size: Pair, **params: Any) -> Any:
+        self.params, self.in_size, self.kernel = params, x.shape[2:], w.shape[2:]
+        self.save_for_backward(x, w)
+        y = _conv_forward(x, w, out_size=out_size, **params)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = self.saved_tensors
+        need_x, need_w, need_b = self.needs_input_grad
+        gx = gw = gb = None
+        if need_x:
+            gx = ConvTranspose2d.apply(grad, w, None, out_size=self.in_size, **self.params)
+        if need_w:
+            gw = _WeightGrad.apply(x, grad, kernel=self.kernel, **self.params)
+        if need_b:
+            gb = grad.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+class ConvTranspose2d(Function):
+    """y = conv_transpose2d(x, W) + b, the adjoint of conv2d in x:
+    dx = conv2d(dy, W), dW = _WeightGrad(dy, x), db = Σ dy."""
+
+    def forward(self, x: Any, w: Any, b: Any, out_size: Pair, **params: Any) -> Any:
+        self.params, self.in_size, self.kernel = params, x.shape[2:], w.shape[2:]
+        self.save_for_backward(x, w)
+        y = _conv_transpose_forward(x, w, out_size=out_size, **params)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = self.saved_tensors
+        need_x, need_w, need_b = self.needs_input_grad
+        gx = gw = gb = None
+        if need_x:
+            gx = Conv2d.apply(grad, w, None, out_size=self.in_size, **self.params)
+        if need_w:  # <dy, convT(x, W)> = <conv2d(dy, W), x>: the weight gradient of conv2d(dy)
+            gw = _WeightGrad.apply(grad, x, kernel=self.kernel, **self.params)
+        if need_b:
+            gb = grad.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+class _WeightGrad(Function):
+    """G(x, gy) = dL/dW of conv2d(x, W) for output gradient gy; bilinear, so
+    dG/dx · H = conv_transpose2d(gy, H) and dG/dgy · H = conv2d(x, H)."""
+
+    def forward(self, x: Any, gy: Any, kernel: Pair, **params: Any) -> Any:
+        self.params, self.x_size, self.gy_size = params, x.shape[2:], gy.shape[2:]
+        self.save_for_backward(x, gy)
+        return _conv_weight_grad(x, gy, kernel, **params)
+
+    def backward(self, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, gy = self.saved_tensors
+        need_x, need_gy = self.needs_input_grad
+        gx = ggy = None
+        if need_x:
+            gx = ConvTranspose2d.apply(gy, grad, None, out_size=self.x_size, **self.params)
+        if need_gy:
+            ggy = Conv2d.apply(x, grad, None, out_size=self.gy_size, **self.params)
+        return gx, ggy
+
+
+def _same_padding(op: str, kernel: Pair, stride: Pair, dilation: Pair, padding: Any) -> Pair:
+    """'valid' -> 0; 'same' (stride 1) -> the padding that keeps H and W (symmetric only)."""
+    if padding == "valid":
+        return 0, 0
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid': {padding!r}")
+    if stride != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+    total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    if any(t % 2 for t in total):
+        raise ValueError(
+            f"{op}: padding='same' with kernel {kernel} and dilation {dilation} would need "
+            "asymmetric padding; pad the input explicitly with pad()"
+        )
+    return total[0] // 2, total[1] // 2
+
+
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | str = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D cross-correlation, as PyTorch's ``F.conv2d`` (LeCun et al. 1998).
+
+    y[n, o, i, j] = b[o] + Σ_{c ∈ group(o), kh, kw} W[o, c, kh, kw] ·
+                    x_pad[n, c, i·SH + kh·DH, j·SW + kw·DW]
+
+    x: (N, C, H, W), weight: (OC, C/groups, KH, KW), bias: (OC,) -> (N, OC, OH, OW).
+    ``padding`` is an int, a pair, "valid" (0) or "same" (stride 1 only).
+    """
+    op = "conv2d"
+    _check_4d(op, x, weight)
+    N, C, H, W = x.shape
+    OC, Cg, KH, KW = weight.shape
+    stride = _pair(stride, "stride", op, 1)
+    dilation = _pair(dilation, "dilation", op, 1)
+    if isinstance(padding, str):
+        padding = _same_padding(op, (KH, KW), stride, dilation, padding)
+    padding = _pair(padding, "padding", op, 0)
+    _check_groups(op, C, OC, groups, f"input channels {C}", f"output channels {OC}")
+    if Cg * groups != C:
+        raise ValueError(
+            f"{op}: weight {weight.shape} expects {Cg * groups} input channels "
+            f"({Cg} per group × {groups} groups), input {x.shape} has {C}"
+        )
+    if bias is not None and bias.shape != (OC,):
+        raise ValueError(f"{op}: bias {bias.shape} does not match {OC} output channels")
+    out = tuple(
+        conv_output_size(s, k, st, p, d)
+        for s, k, st, p, d in zip((H, W), (KH, KW), stride, padding, dilation)
+    )
+    if min(out) <= 0:
+        raise ValueError(
+            f"{op}: output size {out} is not positive for input {x.shape}, kernel {(KH, KW)}, "
+            f"stride {stride}, padding {padding}, dilation {dilation}"
+        )
+    return Conv2d.apply(
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        out_size=out,
+    )
+
+
+def conv_transpose2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    output_padding: IntOrPair = 0,
+    groups: int = 1,
+    dilation: IntOrPair = 1,
+) -> Tensor:
+    """Transposed convolution ("deconvolution"), as PyTorch's ``F.conv_transpose2d``: the
+    adjoint of conv2d in its input (Zeiler et al. 2010; Dumoulin & Visin 2016).
+
+    y[n, o, i·SH + kh·DH − PH, j·SW + kw·DW − PW] += Σ_{c ∈ group(o)} x[n, c, i, j] ·
+                                                      W[c, o, kh, kw]
+
+    x: (N, C, H, W), weight: (C, OC/groups, KH, KW), bias: (OC,) -> (N, OC, OH, OW) with
+    OH = (H − 1)·SH − 2·PH + DH·(KH − 1) + output_padding + 1. ``output_padding`` (< stride
+    or < dilation) picks among the input sizes a strided conv2d maps to the same size.
+    """
+    op = "conv_transpose2d"
+    _check_4d(op, x, weight)
+    N, C, H, W = x.shape
+    Cw, OCg, KH, KW = weight.shape
+    stride = _pair(stride, "stride", op, 1)
+    dilation = _pair(dilation, "dilation", op, 1)
+    padding = _pair(padding, "padding", op, 0)
+    output_padding = _pair(output_padding, "output_padding", op, 0)
+    OC = OCg * groups
+    _check_groups(op, C, OC, groups, f"input channels {C}", f"output channels {OC}")
+    if Cw != C:
+        raise ValueError(
+            f"{op}: weight {weight.shape} expects {Cw} input channels, input {x.shape} has {C}"
+        )
+    for o, s, d in zip(output_padding, stride, dilation):
+        if o >= s and o >= d:
+            raise ValueError(
+                f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
+                f"or dilation {dilation}"
+            )
+    if bias is not None and bias.shape != (OC,):
+        raise ValueError(f"{op}: bias {bias.shape} does not match {OC} output channels")
+    out = tuple(
+        conv_transpose_output_size(s, k, st, p, d, o)
+        for s, k, st, p, d, o in zip((H, W), (KH, KW), stride, padding, dilation, output_padding)
+    )
+    if min(out) <= 0:
+        raise ValueError(
+            f"{op}: output size {out} is not positive for input {x.shape}, kernel {(KH, KW)}, "
+            f"stride {stride}, padding {padding}, dilation {dilation}"
+        )
+    return ConvTranspose2d.apply(
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        out_size=out,
+    )
+
+
+def _check_groups(op: str, C: int, OC: int, groups: int, what_in: str, what_out: str) -> None:
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if C % groups or OC % groups:
+        raise ValueError(f"{op}: groups={groups} must divide {what_in} and {what_out}")
+
+
+# ---------------------------------------------------------------- im2col / col2im as ops
+
+
+class Im2Col(Function):
+    """cols = im2col(x); its adjoint col2im is the backward."""
+
+    def forward(self, x: Any, kernel: Pair, out_size: Pair, **params: Pair) -> Any:
+        self.params, self.size = params, x.shape[2:]
+        return im2col_array(x, kernel, out_size=out_size, **params)
+
+    def backward(self, grad: Tensor) -> Tensor:
+        return Col2Im.apply(grad, size=self.size, **self.params)
+
+
+class Col2Im(Function):
+    """x = col2im(cols), summing overlapping taps; its adjoint im2col is the backward."""
+
+    def forward(self, cols: Any, size: Pair, **params: Pair) -> Any:
+        self.params, self.kernel, self.out_size = params, cols.shape[2:4], cols.shape[4:]
+        return col2im_array(cols, size, **params)
+
+    def backward(self, grad: Tensor) -> Tensor:
+        return Im2Col.apply(grad, kernel=self.kernel, out_size=self.out_size, **self.params)
+
+
+def _geometry(op: str, stride: Any, padding: Any, dilation: Any) -> dict[str, Pair]:
+    return dict(
+        stride=_pair(stride, "stride", op, 1),
+        padding=_pair(padding, "padding", op, 0),
+        dilation=_pair(dilation, "dilation", op, 1),
+    )
+
+
+def _windows(size: Any, kernel: Any, stride: Pair, padding: Pair, dilation: Pair) -> Pair:
+    """Number of window positions (OH, OW) along H and W."""
+    oh, ow = (conv_output_size(*args) for args in zip(size, kernel, stride, padding, dilation))
+    return oh, ow
+
+
+def im2col(
+    x: Tensor,
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> Tensor:
+    """Unfold patches: x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW), with
+    cols[n, c, kh, kw, oh, ow] = x_pad[n, c, oh·SH + kh·DH, ow·SW + kw·DW] (zero outside)."""
+    if x.ndim != 4:
+        raise ValueError(f"im2col: input must be (N, C, H, W), got shape {x.shape}")
+    kernel = _pair(kernel_size, "kernel_size", "im2col", 1)
+    params = _geometry("im2col", stride, padding, dilation)
+    out = _windows(x.shape[2:], kernel, **params)
+    if min(out) <= 0:
+        raise ValueError(f"im2col: output size {out} is not positive for input {x.shape}")
+    return Im2Col.apply(x, kernel=kernel, out_size=out, **params)
+
+
+def col2im(
+    cols: Tensor,
+    output_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> Tensor:
+    """Fold cols (N, C, KH, KW, OH, OW) back to x (N, C, H, W): every entry is added to the
+    pixel it was read from (the adjoint of im2col), so overlapping windows sum."""
+    if cols.ndim != 6:
+        raise ValueError(f"col2im: cols must be (N, C, KH, KW, OH, OW), got shape {cols.shape}")
+    size = _pair(output_size, "output_size", "col2im", 1)
+    params = _geometry("col2im", stride, padding, dilation)
+    fits = _windows(size, cols.shape[2:4], **params)
+    if fits[0] < cols.shape[4] or fits[1] < cols.shape[5]:
+        raise ValueError(
+            f"col2im: cols {cols.shape} hold {cols.shape[4:]} windows but output_size {size} "
+            f"has room for {fits}"
+        )
+    return Col2Im.apply(cols, size=size, **params)

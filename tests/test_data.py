@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import tinygan
+from tinygan.checkpoint import load_checkpoint, save_checkpoint
 from tinygan.data import (
     MNIST,
     ArrayDataset,
@@ -337,7 +338,7 @@ def test_shuffle_is_seeded_permutation_per_epoch():
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])
-def test_resume_mid_epoch_gives_identical_batches(prefetch):
+def test_resume_mid_epoch_gives_identical_batches(prefetch, tmp_path):
     ds = ArrayDataset(np.arange(23))
     make = lambda: DataLoader(ds, 4, shuffle=True, seed=11, device=None, prefetch=prefetch)  # noqa: E731
     full = _loader_ids(make(), 20)  # 6 batches/epoch: covers 3+ epochs
@@ -350,6 +351,8 @@ def test_resume_mid_epoch_gives_identical_batches(prefetch):
                 break
     state = json.loads(json.dumps(first.state_dict()))  # must survive JSON
     assert state["epoch"] == 1 and state["position"] == 3
+    ck = save_checkpoint(tmp_path / "ck.npz", {"loader": first.state_dict()})
+    assert load_checkpoint(ck)["loader"] == state  # and a checkpoint
     resumed = make()
     resumed.load_state_dict(state)
     assert seen + _loader_ids(resumed, 11) == full
@@ -381,6 +384,18 @@ def test_resume_reproduces_random_crops(tmp_path):
     resumed.load_state_dict(first.state_dict())
     tail = [b.copy() for _, b in zip(range(3), _iter_forever(resumed), strict=False)]
     assert all(np.array_equal(a, b) for a, b in zip(full, head + tail, strict=True))
+
+
+def test_worker_threads_do_not_change_batches(tmp_path):
+    for i in range(7):
+        _png(tmp_path / f"{i}.png", size=(12, 12), seed=i)
+    ds = ImageFolder(tmp_path, 8, crop="random", flip=True, seed=2)
+    runs = [
+        [b.copy() for b in DataLoader(ds, 3, shuffle=True, seed=1, device=None, **kw)]
+        for kw in ({}, {"num_workers": 3}, {"num_workers": 2, "prefetch": 2})
+    ]
+    for run in runs[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(runs[0], run, strict=True))
 
 
 def _iter_forever(loader):

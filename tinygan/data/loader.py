@@ -16,6 +16,7 @@ import copy
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,9 @@ class DataLoader:
             integers int64); None: NumPy arrays with the same dtypes.
         prefetch: if > 0, a background thread prepares up to this many batches ahead
             (Pillow decoding releases the GIL, so image folders load while the model trains).
+        num_workers: if > 0, items of a batch are fetched by this many threads (for datasets
+            without ``get_batch``, e.g. image folders). Threads, not processes: items must be
+            pure functions of (index, epoch), which keeps batches identical for any setting.
     """
 
     def __init__(
@@ -121,12 +125,15 @@ class DataLoader:
         seed: int | None = None,
         device: str | None = "cpu",
         prefetch: int = 0,
+        num_workers: int = 0,
     ) -> None:
         name = type(dataset).__name__
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
             raise ValueError(f"DataLoader: prefetch must be an int >= 0, got {prefetch!r}")
+        if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
         if generator is not None and seed is not None:
             raise ValueError("DataLoader: pass generator or seed, not both")
         n = len(dataset)
@@ -150,6 +157,7 @@ class DataLoader:
         self.generator = generator
         self.device = device
         self.prefetch = int(prefetch)
+        self.num_workers = int(num_workers)
         self._epoch = 0
         self._position = 0
         self._epoch_state = self._gen_state() if self.shuffle else None
@@ -231,9 +239,11 @@ class DataLoader:
         self._set_gen_state(self._epoch_state)
         return to_host(self.generator.permutation(n)).astype(np.int64)
 
-    def _fetch(self, indices: np.ndarray) -> Any:
+    def _fetch(self, indices: np.ndarray, pool: ThreadPoolExecutor | None) -> Any:
         if hasattr(self.dataset, "get_batch"):
             return self.dataset.get_batch(indices)
+        if pool is not None:
+            return collate(list(pool.map(self.dataset.__getitem__, indices.tolist())))
         return collate([self.dataset[int(i)] for i in indices])
 
     def _convert(self, batch: Any) -> Any:
@@ -254,7 +264,9 @@ class DataLoader:
         order = self._order()
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self._epoch)
-        batches = (self._fetch(order[k * bs : (k + 1) * bs]) for k in range(start, total))
+        use_pool = self.num_workers and not hasattr(self.dataset, "get_batch")
+        pool = ThreadPoolExecutor(self.num_workers) if use_pool else None
+        batches = (self._fetch(order[k * bs : (k + 1) * bs], pool) for k in range(start, total))
         source = _Prefetcher(batches, self.prefetch) if self.prefetch else None
         try:
             for k, batch in zip(range(start, total), source or batches, strict=True):
@@ -271,3 +283,5 @@ class DataLoader:
         finally:
             if source is not None:
                 source.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)

@@ -1,0 +1,158 @@
+"""Run the benchmark cases side by side and write the table under benchmarks/results/.
+
+    python -m benchmarks.run                       # every case, 2 threads
+    python -m benchmarks.run dcgan_step --reps 5   # one group
+    python -m benchmarks.run mlp_gan_step layers norms --peers
+
+Groups: dcgan_step, mlp_gan_step, layers, norms. ``--peers`` adds the from-scratch peers
+that are installed (see peers.py); a missing peer is reported, not crashed on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+
+from benchmarks import cases as case_defs
+from benchmarks.harness import (
+    CaseResult,
+    Unsupported,
+    format_table,
+    gemm_rate,
+    machine_description,
+    memory_bandwidth,
+    set_threads,
+    time_callable,
+    write_results,
+)
+
+GROUPS = ("dcgan_step", "mlp_gan_step", "layers", "norms")
+
+
+def collect(group: str, peers: bool) -> dict[str, tuple[dict, float | None, float | None]]:
+    """name -> (implementations, flops, bytes)."""
+    if group == "dcgan_step":
+        from benchmarks.models import dcgan_flops
+
+        found = {"DCGAN step 64x64 batch 64": (case_defs.dcgan_step(64), dcgan_flops(64), None)}
+    elif group == "mlp_gan_step":
+        found = {"MLP GAN step 8 Gaussians batch 256": (case_defs.mlp_gan_step(256), None, None)}
+    elif group == "layers":
+        found = {k: (impls, flops, None) for k, (impls, flops) in case_defs.layer_cases(64).items()}
+    elif group == "norms":
+        found = {k: (impls, None, nbytes) for k, (impls, nbytes) in case_defs.norm_cases().items()}
+    else:
+        raise SystemExit(f"unknown group {group!r}; choose from {GROUPS}")
+    if peers:
+        from benchmarks import peers as peer_defs
+
+        for name, (impls, _, _) in found.items():
+            impls.update(peer_defs.implementations(group, name))
+    return found
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def memory_child(group: str, name: str, impl: str, threads: int) -> None:
+    """In a fresh process: build the case, then report resident memory before and at the peak
+    of two timed calls (the step's own transient memory is peak − base)."""
+    set_threads(threads)
+    impls, _, _ = collect(group, peers=True)[name]
+    run = impls[impl]()
+    base = _rss_mb()
+    run()
+    run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"base_mb": base, "peak_mb": peak}))
+
+
+def measure_memory(group: str, name: str, impl: str, threads: int) -> float | None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "--memory-child",
+        group,
+        name,
+        impl,
+        "--threads",
+        str(threads),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return data["peak_mb"] - data["base_mb"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("groups", nargs="*", default=list(GROUPS), help=f"any of {GROUPS}")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="BLAS/intra-op threads on every side"
+    )
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions after warm-up")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--peers", action="store_true", help="also run the installed from-scratch peers"
+    )
+    parser.add_argument(
+        "--memory", action="store_true", help="measure each side's step memory in a subprocess"
+    )
+    parser.add_argument("--only", default=None, help="substring filter on case names")
+    parser.add_argument("--name", default=None, help="results file name (default: the groups)")
+    parser.add_argument(
+        "--memory-child", nargs=3, metavar=("GROUP", "CASE", "IMPL"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child, args.threads)
+        return
+
+    set_threads(args.threads)
+    gemm, bandwidth = gemm_rate(args.threads), memory_bandwidth()
+    print(
+        f"float32 GEMM {gemm / 1e9:.0f} GFLOP/s, copy bandwidth {bandwidth / 1e9:.1f} GB/s",
+        flush=True,
+    )
+    results: list[CaseResult] = []
+    for group in args.groups:
+        for name, (impls, flops, nbytes) in collect(group, args.peers).items():
+            if args.only and args.only not in name:
+                continue
+            result = CaseResult(name, flops, nbytes)
+            for impl, setup in impls.items():
+                try:
+                    run = setup()
+                    result.timings[impl] = time_callable(run, args.warmup, args.reps, min_time=0.5)
+                except Unsupported as exc:
+                    result.timings[impl] = f"unsupported: {exc}"
+                except ImportError as exc:
+                    result.timings[impl] = f"not installed ({exc.name})"
+                if args.memory and not isinstance(result.timings[impl], str):
+                    peak = measure_memory(group, name, impl, args.threads)
+                    if peak is not None:
+                        result.peak_mb[impl] = peak
+                t = result.timings[impl]
+                shown = t if isinstance(t, str) else f"{t.median * 1e3:.2f} ms"
+                print(f"{name:45s} {impl:10s} {shown}", flush=True)
+            results.append(result)
+    table = format_table(results, "torch", gemm, bandwidth)
+    print(table)
+    machine = machine_description(args.threads)
+    machine["gemm_gflops"] = round(gemm / 1e9, 1)
+    machine["copy_bandwidth_gbs"] = round(bandwidth / 1e9, 2)
+    path = write_results(args.name or "_".join(args.groups), "cpu", machine, table, results)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -164,9 +164,9 @@ class CupyRunner:
         return cupy()
 
     def launch(self, file: str, name: str, grid: Dim3, block: Dim3, *args: Any) -> None:
-        if 0 in grid:
-            return
         params = check_args(file, name, args, self.xp.ndarray)
+        if 0 in grid:
+            return  # nothing to do (CUDA rejects an empty grid)
         # Python scalars would be passed as 64-bit values: convert them to the C types.
         scalars = {"int": np.int32, "float": np.float32}
         args = tuple(
@@ -193,9 +193,14 @@ def _input(op: str, name: str, a: Any, xp: Any, ndim: int | None = None) -> Any:
     return xp.ascontiguousarray(a)
 
 
-def _per_channel(op: str, name: str, a: Any, shape: tuple[int, ...], fill: float, xp: Any) -> Any:
-    """An optional per-channel (or per-row) array broadcast to ``shape``; None means ``fill``."""
+def _per_channel(
+    op: str, name: str, a: Any, shape: tuple[int, ...], fill: float | None, xp: Any
+) -> Any:
+    """A per-channel (or per-row) array broadcast to ``shape``. None stands for a constant
+    ``fill`` where the parameter is optional (``fill`` not None), and is an error otherwise."""
     if a is None:
+        if fill is None:
+            raise TypeError(f"{op}: {name} is required")
         return xp.full(shape, fill, dtype=np.float32)
     a = _input(op, name, a, xp)
     try:
@@ -389,8 +394,8 @@ def batch_norm_forward_gpu(
     r = runner or GPU
     x = _input("batch_norm", "x", x, r.xp, ndim=2)
     n, c, s = _ncs(x)
-    mean = _per_channel("batch_norm", "mean", mean, (c,), 0.0, r.xp)
-    invstd = _per_channel("batch_norm", "invstd", invstd, (c,), 1.0, r.xp)
+    mean = _per_channel("batch_norm", "mean", mean, (c,), None, r.xp)
+    invstd = _per_channel("batch_norm", "invstd", invstd, (c,), None, r.xp)
     gamma = _per_channel("batch_norm", "gamma", gamma, (c,), 1.0, r.xp)
     beta = _per_channel("batch_norm", "beta", beta, (c,), 0.0, r.xp)
     y = r.xp.empty_like(x)
@@ -420,10 +425,9 @@ def batch_norm_backward_gpu(
     if dy.shape != x.shape:
         raise ValueError(f"{op}: dy {dy.shape} and x {x.shape} differ in shape")
     n, c, s = _ncs(x)
-    mean, invstd, gamma = (
-        _per_channel(op, name, a, (c,), 1.0, r.xp)
-        for name, a in (("mean", mean), ("invstd", invstd), ("gamma", gamma))
-    )
+    mean = _per_channel(op, "mean", mean, (c,), None, r.xp)
+    invstd = _per_channel(op, "invstd", invstd, (c,), None, r.xp)
+    gamma = _per_channel(op, "gamma", gamma, (c,), 1.0, r.xp)
     _check_int32(op, x.size)
     dbeta, dgamma = r.xp.empty((c,), dtype=np.float32), r.xp.empty((c,), dtype=np.float32)
     grid, block = reduce_geometry(c, n * s)
@@ -487,10 +491,9 @@ def instance_norm_backward_gpu(
     if dy.shape != x.shape:
         raise ValueError(f"{op}: dy {dy.shape} and x {x.shape} differ in shape")
     n, c, s = _ncs(x)
-    mean, invstd, scale = (
-        _per_channel(op, name, a, (n, c), 1.0, r.xp)
-        for name, a in (("mean", mean), ("invstd", invstd), ("scale", scale))
-    )
+    mean = _per_channel(op, "mean", mean, (n, c), None, r.xp)
+    invstd = _per_channel(op, "invstd", invstd, (n, c), None, r.xp)
+    scale = _per_channel(op, "scale", scale, (n, c), 1.0, r.xp)
     dx = r.xp.empty_like(x)
     dscale, dbias = r.xp.empty((n, c), dtype=np.float32), r.xp.empty((n, c), dtype=np.float32)
     _check_int32(op, x.size)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 __all__ = ["ImageFileError", "open_image", "to_array", "load_image", "make_grid", "save_image_grid"]
 
@@ -68,7 +68,7 @@ def open_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageFileError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
     if img.mode == "F" or img.mode.startswith("I"):
         img = _to_8bit(img, path)

@@ -80,7 +80,13 @@ class _Files:
                 else:
                     with Image.open(path) as img:
                         img.size  # noqa: B018 -- the header is parsed on open
-            except (ImageFileError, OSError, SyntaxError, ValueError) as e:
+            except (
+                ImageFileError,
+                OSError,
+                SyntaxError,
+                ValueError,
+                Image.DecompressionBombError,
+            ) as e:
                 if strict:
                     raise ImageFileError(f"{who}: {path}: unreadable image ({e})") from None
                 self.skipped.append(path)

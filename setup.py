@@ -19,7 +19,7 @@ setup(
         "scikit-learn>=1.2",  # ships the UCI handwritten digits: the embedded default dataset
     ],
     extras_require={
-        # CuPy wheel for CUDA 12.x drivers; use cupy-cuda13x instead on CUDA 13 drivers (see README).
+        # CuPy for CUDA 12.x drivers; on CUDA 13 drivers install cupy-cuda13x (see README).
         "gpu": ["cupy-cuda12x>=13"],
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"],
         # PyTorch CPU 2.13.0 is the reference; install it with `pip install torch==2.13.0`.

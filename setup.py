@@ -1,5 +1,7 @@
 """tinygan: a from-scratch GAN engine on NumPy (CPU) and CuPy (NVIDIA GPU)."""
 
+from glob import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -10,7 +12,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tinygan", "tinygan.*"]),
-    package_data={"tinygan": ["py.typed"]},
+    package_data={"tinygan": ["py.typed", "metrics/*.npz"]},
+    # the CUDA sources, compiled at run time by CuPy (NVRTC) or by the host shim
+    data_files=[("share/tinygan/kernels", glob("kernels/*.cu") + glob("kernels/*.h"))],
     install_requires=[
         "numpy>=1.24",
         "pillow>=9.0",

@@ -16,13 +16,22 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+
+def _kernel_dir() -> Path:
+    """kernels/ of a source checkout (editable install), else the copy setup.py installs
+    under <prefix>/share/tinygan/kernels."""
+    checkout = Path(__file__).resolve().parents[2] / "kernels"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "tinygan" / "kernels"
+
+
+KERNEL_DIR = _kernel_dir()
 BLOCK = 256  # threads per block of the elementwise kernels
 REDUCE_BLOCK = 256  # most threads per block of the block-reduction kernels (TG_MAX_BLOCK)
 MAX_BLOCKS = 4096  # cap on 1-D grids; the kernels' grid-stride loops cover the rest

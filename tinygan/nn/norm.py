@@ -30,7 +30,8 @@ class _NormBase(Module):
 
     Buffers (when ``track_running_stats``): ``running_mean`` (C,) zeros, ``running_var`` (C,)
     ones, ``num_batches_tracked`` () int64. Parameters (when ``affine``): ``weight`` (C,) ones,
-    ``bias`` (C,) zeros. ``momentum=None`` gives a cumulative average (1 / batches seen).
+    ``bias`` (C,) zeros (absent with ``bias=False``). ``momentum=None`` gives a cumulative
+    average (1 / batches seen).
     """
 
     _input_dims: tuple[int, ...] = (4,)
@@ -45,16 +46,18 @@ class _NormBase(Module):
         track_running_stats: bool,
         device: str,
         dtype: Any,
+        bias: bool,
     ) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
+        weight = beta = None
         if affine:
-            self.weight = Parameter(_filled((num_features,), 1.0, dtype, device))
-            self.bias = Parameter(_filled((num_features,), 0.0, dtype, device))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+            weight = Parameter(_filled((num_features,), 1.0, dtype, device))
+            if bias:
+                beta = Parameter(_filled((num_features,), 0.0, dtype, device))
+        self.register_parameter("weight", weight)
+        self.register_parameter("bias", beta)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(_filled((num_features,), 0, dtype, device)))
             self.register_buffer("running_var", Tensor(_filled((num_features,), 1, dtype, device)))
@@ -87,7 +90,8 @@ class _NormBase(Module):
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
 
@@ -101,8 +105,12 @@ class _BatchNorm(_NormBase):
         track_running_stats: bool = True,
         device: str = "cpu",
         dtype: Any = np.float32,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """Training: normalise with the batch's statistics and update the running ones in place;
@@ -147,8 +155,12 @@ class InstanceNorm2d(_NormBase):
         track_running_stats: bool = False,
         device: str = "cpu",
         dtype: Any = np.float32,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
@@ -202,7 +214,8 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
         )
 
 

@@ -1,0 +1,294 @@
+"""Normalisation: batch, instance and layer norm (one fused op), AdaIN in both forms,
+pixel norm and the minibatch standard deviation feature.
+
+batch_norm, instance_norm and layer_norm all compute y = (x − μ) / √(σ² + ε) · w + b, with
+the mean μ and biased variance σ² taken over different axes of x:
+    batch_norm     x: (N, C, *)   over N and *, per channel      (Ioffe & Szegedy 2015)
+    instance_norm  x: (N, C, *)   over *, per sample and channel (Ulyanov et al. 2016)
+    layer_norm     x: (..., *S)   over the trailing axes S       (Ba et al. 2016)
+so they share one Function, ``_Normalize``, whose backward is the closed-form gradient
+    dx = (1/σ) · (g − mean(g) − x̂ · mean(g · x̂)),   g = dy · w,  x̂ = (x − μ)/σ
+written with tinygan ops; under ``create_graph`` μ and σ are recomputed from x with
+differentiable ops too, so the gradient can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from tinygan.autograd import Function, Tensor, is_grad_enabled
+from tinygan.functions.math import sqrt
+from tinygan.functions.reduce import mean, var
+from tinygan.functions.shape import broadcast_to, concat, reshape, sum_to
+
+# ---------------------------------------------------------------- the fused normalisation
+
+
+class _Normalize(Function):
+    """y = (x − μ) · (1/√(σ² + ε)) · w + b; μ, σ² over ``axes``; w, b broadcast against x.
+
+    ``running`` = (running_mean, running_var, momentum) updates the per-channel running
+    statistics in place: r ← (1 − m)·r + m·s, with the unbiased variance for r_var.
+    """
+
+    def forward(
+        self,
+        x: Any,
+        w: Any,
+        b: Any,
+        axes: tuple[int, ...],
+        eps: float,
+        running: tuple | None = None,
+    ) -> Any:
+        xp = self.xp
+        mu = x.mean(axis=axes, keepdims=True)
+        centred = x - mu
+        variance = xp.square(centred).mean(axis=axes, keepdims=True)
+        self.mean, self.invstd = mu, 1.0 / xp.sqrt(variance + eps)
+        self.axes, self.eps, self.b_shape = axes, eps, None if b is None else b.shape
+        if running is not None:
+            count = x.size // mu.size
+            _update_running(running, mu, variance * (count / (count - 1)))
+        self.save_for_backward(x, *(() if w is None else (w,)))
+        scale = self.invstd if w is None else self.invstd * w
+        centred *= scale
+        if b is not None:
+            centred += b
+        return centred
+
+    def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, *w = self.saved_tensors
+        w = w[0] if w else None
+        need_x, need_w, need_b = self.needs_input_grad
+        axes = self.axes
+        if is_grad_enabled():  # create_graph: the statistics as differentiable functions of x
+            centred = x - mean(x, axes, keepdims=True)
+            invstd = 1.0 / sqrt(mean(centred * centred, axes, keepdims=True) + self.eps)
+        else:
+            centred, invstd = x - Tensor._wrap(self.mean), Tensor._wrap(self.invstd)
+        xhat = centred * invstd
+        gx = gw = gb = None
+        if need_x:
+            g = grad if w is None else grad * w
+            gx = invstd * (g - mean(g, axes, True) - xhat * mean(g * xhat, axes, True))
+        if need_w:
+            gw = sum_to(grad * xhat, w.shape)
+        if need_b:
+            gb = sum_to(grad, self.b_shape)
+        return gx, gw, gb
+
+
+def _update_running(running: tuple, batch_mean: Any, batch_var: Any) -> None:
+    """r ← (1 − m)·r + m·s per channel (axis 1), averaging the statistics over any other axis."""
+    running_mean, running_var, momentum = running
+    for stat, r in ((batch_mean, running_mean), (batch_var, running_var)):
+        per_channel = stat.reshape(stat.shape[0], stat.shape[1], -1).mean(axis=(0, 2))
+        array = r.data if isinstance(r, Tensor) else r
+        array *= 1.0 - momentum
+        array += momentum * per_channel.astype(array.dtype, copy=False)
+        if isinstance(r, Tensor):
+            r._version += 1
+
+
+def _channel_shape(x: Tensor) -> tuple[int, ...]:
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _check_channels(op: str, x: Tensor, **params: Any) -> None:
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input must be (N, C, ...), got shape {x.shape}")
+    for name, p in params.items():
+        if p is not None and tuple(p.shape) != (x.shape[1],):
+            raise ValueError(
+                f"{op}: {name} of shape {tuple(p.shape)} does not match {x.shape[1]} channels "
+                f"of input {x.shape}"
+            )
+
+
+def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> tuple:
+    shape = _channel_shape(x)
+    return (
+        None if weight is None else reshape(weight, shape),
+        None if bias is None else reshape(bias, shape),
+    )
+
+
+def _with_running_stats(
+    x: Tensor,
+    running_mean: Any,
+    running_var: Any,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> Tensor:
+    """y = (x − r_mean) / √(r_var + ε) · w + b with the running statistics as constants."""
+    shape = _channel_shape(x)
+    rm, rv = (r.data if isinstance(r, Tensor) else r for r in (running_mean, running_var))
+    scale = Tensor._wrap((1.0 / (rv.astype(x.dtype) + eps) ** 0.5).reshape(shape))
+    w, b = _affine(x, weight, bias)
+    if w is not None:
+        scale = scale * w
+    y = (x - Tensor._wrap(rm.astype(x.dtype).reshape(shape))) * scale
+    return y if b is None else y + b
+
+
+# ---------------------------------------------------------------- batch / instance / layer
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: Tensor | Any | None,
+    running_var: Tensor | Any | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalisation (Ioffe & Szegedy 2015), as PyTorch's ``F.batch_norm``.
+
+    x: (N, C) or (N, C, H, W) (any (N, C, *)); weight, bias, running stats: (C,).
+    training: normalise with the batch mean and biased variance over N (and H, W), and
+    update the running statistics in place, r ← (1 − momentum)·r + momentum·s, with the
+    unbiased variance. Eval: normalise with the running statistics.
+    """
+    op = "batch_norm"
+    _check_channels(
+        op, x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var
+    )
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not training and running_mean is not None:
+        return _with_running_stats(x, running_mean, running_var, weight, bias, eps)
+    axes = (0,) + tuple(range(2, x.ndim))
+    if training and x.size // x.shape[1] <= 1:
+        raise ValueError(f"{op}: need more than one value per channel to train, got {x.shape}")
+    running = (
+        (running_mean, running_var, momentum) if training and running_mean is not None else None
+    )
+    return _Normalize.apply(x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running)
+
+
+def instance_norm(
+    x: Tensor,
+    running_mean: Tensor | Any | None = None,
+    running_var: Tensor | Any | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Instance normalisation (Ulyanov et al. 2016), as PyTorch's ``F.instance_norm``.
+
+    x: (N, C, H, W) (any (N, C, *)); each (sample, channel) plane is normalised by its own
+    mean and biased variance; optional per-channel affine weight and bias (C,). Given running
+    statistics, they are updated with the batch average of the per-instance statistics
+    (unbiased variance); ``use_input_stats=False`` normalises with them instead.
+    """
+    op = "instance_norm"
+    _check_channels(
+        op, x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var
+    )
+    if x.ndim < 3:
+        raise ValueError(f"{op}: input must be (N, C, H, W) or (N, C, L), got shape {x.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not use_input_stats:
+        if running_mean is None:
+            raise ValueError(f"{op}: use_input_stats=False needs running_mean and running_var")
+        return _with_running_stats(x, running_mean, running_var, weight, bias, eps)
+    axes = tuple(range(2, x.ndim))
+    if running_mean is not None and math.prod(x.shape[2:]) <= 1:
+        raise ValueError(f"{op}: need more than one value per plane for running stats, {x.shape}")
+    running = None if running_mean is None else (running_mean, running_var, momentum)
+    return _Normalize.apply(x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running)
+
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Layer normalisation (Ba et al. 2016), as PyTorch's ``F.layer_norm``.
+
+    x: (..., *S) with S = normalized_shape; each sample is normalised over the trailing axes
+    S; weight and bias have shape S.
+    """
+    op = "layer_norm"
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or tuple(x.shape[x.ndim - len(shape) :]) != shape or x.ndim < len(shape):
+        raise ValueError(f"{op}: normalized_shape {shape} does not end input shape {x.shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != shape:
+            raise ValueError(f"{op}: {name} of shape {tuple(p.shape)} is not {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    return _Normalize.apply(x, weight, bias, axes=axes, eps=eps)
+
+
+# ---------------------------------------------------------------- style: AdaIN, modulation
+
+
+def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
+    """Adaptive instance normalisation (Huang & Belongie 2017):
+    AdaIN(c, s) = σ(s) · (c − μ(c)) / σ(c) + μ(s), statistics per sample and channel over
+    H, W (σ = √(biased variance + ε)). content: (N, C, H, W), style: (N, C, H', W')."""
+    op = "adain"
+    if content.ndim != 4 or style.ndim != 4 or content.shape[:2] != style.shape[:2]:
+        raise ValueError(
+            f"{op}: content {content.shape} and style {style.shape} must be (N, C, H, W) "
+            "with the same N and C"
+        )
+    s_mean = mean(style, (2, 3), keepdims=True)
+    s_std = sqrt(var(style, (2, 3), keepdims=True) + eps)
+    return instance_norm(content, eps=eps) * s_std + s_mean
+
+
+def style_modulation(x: Tensor, scale: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
+    """StyleGAN's AdaIN (Karras et al. 2019): y = scale · (x − μ(x)) / σ(x) + bias with a
+    per-sample style: x: (N, C, H, W), scale and bias: (N, C) (e.g. an affine map of w)."""
+    op = "style_modulation"
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be (N, C, H, W), got shape {x.shape}")
+    for name, p in (("scale", scale), ("bias", bias)):
+        if tuple(p.shape) != x.shape[:2]:
+            raise ValueError(f"{op}: {name} of shape {p.shape} must be (N, C) = {x.shape[:2]}")
+    shape = x.shape[:2] + (1, 1)
+    return instance_norm(x, eps=eps) * reshape(scale, shape) + reshape(bias, shape)
+
+
+# ---------------------------------------------------------------- PGGAN / StyleGAN helpers
+
+
+def pixel_norm(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """Pixelwise feature normalisation (Karras et al. 2018, PGGAN):
+    y = x / √(mean_c(x²) + ε) over the channel axis; x: (N, C, *)."""
+    if x.ndim < 2:
+        raise ValueError(f"pixel_norm: input must be (N, C, ...), got shape {x.shape}")
+    return x / sqrt(mean(x * x, axis=1, keepdims=True) + eps)
+
+
+def minibatch_stddev(x: Tensor, group_size: int = 4, num_channels: int = 1) -> Tensor:
+    """Minibatch standard deviation (Karras et al. 2018, PGGAN; StyleGAN's variant with
+    groups): split the batch into groups of G = min(group_size, N) samples (sample n is in
+    group n mod N/G), take the std over each group for every feature, average it over the
+    C/F features, H and W of each of F = num_channels channel groups, and append those F
+    values as constant feature maps. x: (N, C, H, W) -> (N, C + F, H, W)."""
+    op = "minibatch_stddev"
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be (N, C, H, W), got shape {x.shape}")
+    N, C, H, W = x.shape
+    G, F = min(group_size, N), num_channels
+    if G < 1 or N % G:
+        raise ValueError(f"{op}: batch {N} must be divisible by the group size {G}")
+    if F < 1 or C % F:
+        raise ValueError(f"{op}: channels {C} must be divisible by num_channels {F}")
+    y = reshape(x, (G, N // G, F, C // F, H, W))
+    std = sqrt(var(y, axis=0) + 1e-8)  # (N/G, F, C/F, H, W)
+    std = mean(std, axis=(2, 3, 4), keepdims=True)  # (N/G, F, 1, 1, 1)
+    std = broadcast_to(reshape(std, (1, N // G, F, 1, 1)), (G, N // G, F, H, W))
+    return concat([x, reshape(std, (N, F, H, W))], axis=1)

@@ -405,14 +405,3 @@ def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
         raise ValueError(f"{op}: height and width of {x.shape} must be divisible by {r}")
     y = transpose(reshape(x, (N, C, H // r, r, W // r, r)), (0, 1, 3, 5, 2, 4))
     return reshape(y, (N, C * r * r, H // r, W // r))
-
-
-__all__ = [
-    "adaptive_avg_pool2d",
-    "avg_pool2d",
-    "interpolate",
-    "max_pool2d",
-    "pixel_shuffle",
-    "pixel_unshuffle",
-    "upsample",
-]

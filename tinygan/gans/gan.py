@@ -1,0 +1,195 @@
+"""GAN: Goodfellow, Pouget-Abadie, Mirza, Xu, Warde-Farley, Ozair, Courville & Bengio,
+"Generative Adversarial Nets", NeurIPS 2014.
+
+The value function of the two-player game::
+
+    min_G max_D  V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))]
+
+With D(x) = sigmoid(l(x)) on logits l, D ascends V by minimising
+
+    loss_D = BCE(l(x), 1) + BCE(l(G(z)), 0)
+
+and G minimises either the game's own term (``--g-loss minimax``, "saturating")
+
+    loss_G = E_z[log(1 - D(G(z)))]      gradient -> 0 when D confidently rejects G(z)
+
+or the non-saturating loss the paper recommends in practice (``--g-loss nonsaturating``)
+
+    loss_G = -E_z[log D(G(z))] = BCE(l(G(z)), 1)
+
+which has the same fixed point but strong gradients early in training. Algorithm 1 of the
+paper takes k discriminator steps (``--d-steps``, each on a fresh batch) per generator step
+and trains with SGD + momentum; Adam is available with ``--optimizer adam``. Here the G
+step reuses the noise of the last D step (as DCGAN's reference code does).
+
+Networks: MLPs. G: z ~ N(0, I) -> ReLU layers -> data (identity output for 2-D points, tanh
+and a reshape for images); D: data (flattened) -> LeakyReLU(0.2) layers -> one logit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+import tinygan
+from tinygan import functions as F
+from tinygan import nn, optim
+from tinygan.autograd import Tensor, no_grad
+from tinygan.gans.loop import DataInfo, Loop
+from tinygan.random import Generator
+
+__all__ = ["GAN", "mlp", "adversarial_losses"]
+
+G_LOSSES = ("nonsaturating", "minimax")
+
+
+def mlp(sizes: list[int], act: nn.Module, out: nn.Module | None = None) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ``act`` between them and ``out`` (if any) at the end."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act)
+    if out is not None:
+        layers.append(out)
+    return nn.Sequential(*layers)
+
+
+def adversarial_losses(g_loss: str) -> tuple[Any, Any]:
+    """``(d_loss(real_logits, fake_logits), g_loss(fake_logits))`` of Goodfellow et al."""
+    if g_loss not in G_LOSSES:
+        raise ValueError(f"--g-loss must be one of {G_LOSSES}, got {g_loss!r}")
+
+    def d_loss(real: Tensor, fake: Tensor) -> Tensor:
+        return F.bce_with_logits(real, 1.0) + F.bce_with_logits(fake, 0.0)
+
+    def g_nonsaturating(fake: Tensor) -> Tensor:
+        return F.bce_with_logits(fake, 1.0)  # -log D(G(z))
+
+    def g_minimax(fake: Tensor) -> Tensor:
+        return -F.bce_with_logits(fake, 0.0)  # log(1 - D(G(z)))
+
+    return d_loss, g_nonsaturating if g_loss == "nonsaturating" else g_minimax
+
+
+class GAN(Loop):
+    """The original GAN (Goodfellow et al. 2014) with MLP G and D."""
+
+    name = "gan"
+    summary = "GAN (Goodfellow et al. 2014): MLP G and D, minimax or non-saturating G loss"
+    data_kinds = ("points", "image")
+    defaults = {"data": "ring", "lr": 0.01, "batch_size": 256, "steps": 3000}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--g-loss",
+            choices=G_LOSSES,
+            default="nonsaturating",
+            help="generator loss: -log D(G(z)) (default) or log(1 - D(G(z)))",
+        )
+        parser.add_argument(
+            "--d-steps",
+            type=int,
+            default=1,
+            metavar="K",
+            help="discriminator steps per generator step (default 1)",
+        )
+        parser.add_argument(
+            "--optimizer",
+            choices=("sgd", "adam"),
+            default=cls._optimizer,
+            help=f"optimizer of G and D (default {cls._optimizer})",
+        )
+        parser.add_argument(
+            "--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)"
+        )
+        parser.add_argument(
+            "--betas",
+            type=float,
+            nargs=2,
+            default=cls._betas,
+            metavar=("B1", "B2"),
+            help=f"Adam betas (default {cls._betas})",
+        )
+        parser.add_argument(
+            "--nz", type=int, default=cls._nz, help=f"latent dimension (default {cls._nz})"
+        )
+        cls.add_network_arguments(parser)
+
+    _optimizer, _betas, _nz = "sgd", (0.5, 0.999), 16
+
+    @classmethod
+    def add_network_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--hidden",
+            type=int,
+            default=128,
+            help="units per hidden layer of G and D (default 128)",
+        )
+        parser.add_argument(
+            "--layers", type=int, default=3, help="hidden layers of G and of D (default 3)"
+        )
+
+    def __init__(self, config: Mapping[str, Any], data: DataInfo, device: str = "cpu") -> None:
+        super().__init__(config, data, device)
+        c = self.config
+        self.nz, self.d_steps = int(c.get("nz", self._nz)), int(c.get("d_steps", 1))
+        if self.d_steps < 1:
+            raise ValueError(f"{self.name}: --d-steps must be >= 1, got {self.d_steps}")
+        self.d_loss, self.g_loss = adversarial_losses(c.get("g_loss", "nonsaturating"))
+        G, D = self.build_networks()
+        self.networks = {"G": G.to(device), "D": D.to(device)}
+        self.optimizers = {k: self.make_optimizer(net) for k, net in self.networks.items()}
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        c, dim = self.config, int(np.prod(self.data.shape))
+        hidden, layers = int(c.get("hidden", 128)), int(c.get("layers", 3))
+        out = nn.Tanh() if self.data.kind == "image" else None
+        G = mlp([self.nz] + [hidden] * layers + [dim], nn.ReLU(), out)
+        D = mlp([dim] + [hidden] * layers + [1], nn.LeakyReLU(0.2))
+        return G, D
+
+    def make_optimizer(self, net: nn.Module) -> optim.Optimizer:
+        c = self.config
+        lr = float(c.get("lr", 0.01))
+        if c.get("optimizer", self._optimizer) == "adam":
+            return optim.Adam(net.parameters(), lr=lr, betas=tuple(c.get("betas", self._betas)))
+        return optim.SGD(net.parameters(), lr=lr, momentum=float(c.get("momentum", 0.9)))
+
+    def batches_per_step(self) -> int:
+        return self.d_steps
+
+    # ------------------------------------------------------------ sampling
+    def latent(self, n: int, generator: Generator | None = None) -> dict[str, Any]:
+        return {"z": (generator or self.rng).normal((n, self.nz), device=self.device)}
+
+    def generate(self, inputs: Mapping[str, Any]) -> Tensor:
+        return self.forward_g(self.sampler("G"), Tensor(inputs["z"]))
+
+    def forward_g(self, G: nn.Module, z: Tensor) -> Tensor:
+        x = G(z)
+        return x.reshape(z.shape[0], *self.data.shape) if self.data.kind == "image" else x
+
+    def forward_d(self, x: Tensor) -> Tensor:
+        return self.networks["D"](x.reshape(x.shape[0], -1))
+
+    # ------------------------------------------------------------ training
+    def train_step(self, batch: Any) -> dict[str, float]:
+        G = self.networks["G"]
+        for i in range(self.d_steps):
+            x = self.real(batch if i == 0 else self.next_batch())
+            z = Tensor(self.latent(x.shape[0])["z"])
+            last = i == self.d_steps - 1
+            with tinygan.set_grad_enabled(last):  # only the last fake batch feeds G's step
+                fake = self.forward_g(G, z)
+            d_real, d_fake = self.forward_d(x), self.forward_d(fake.detach())
+            loss_d = self.optimize("D", self.d_loss(d_real, d_fake))
+        with self.frozen("D"):
+            loss_g = self.optimize("G", self.g_loss(self.forward_d(fake)))
+        with no_grad():
+            p_real, p_fake = F.sigmoid(d_real).mean().item(), F.sigmoid(d_fake).mean().item()
+        return {"loss_D": loss_d, "loss_G": loss_g, "D(x)": p_real, "D(G(z))": p_fake}

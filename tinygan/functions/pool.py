@@ -117,21 +117,24 @@ def avg_pool2d(
 def _check_pool(
     op: str, x: Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair
 ) -> None:
-    for k, p, d in zip(kernel, padding, dilation):
-        if p > (d * (k - 1) + 1) // 2:
-            raise ValueError(
-                f"{op}: padding {padding} must be at most half the kernel {kernel} "
-                f"(dilation {dilation})"
-            )
-    out = [
-        conv_output_size(s, k, st, p, d)
-        for s, k, st, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)
-    ]
+    """PyTorch's rules: padding at most half the kernel, a positive output size; and (with
+    dilation) no window made of padding only."""
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
+    geometry = list(zip(x.shape[2:], kernel, stride, padding, dilation))
+    out = [conv_output_size(*g) for g in geometry]
     if min(out) <= 0:
         raise ValueError(
             f"{op}: output size {tuple(out)} is not positive for input {x.shape}, "
-            f"kernel {kernel}, stride {stride}, padding {padding}"
+            f"kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}"
         )
+    for (size, k, s, p, d), o in zip(geometry, out):
+        taps = np.arange(o)[:, None] * s + np.arange(k) * d  # padded positions read
+        if np.any(((taps < p) | (taps >= p + size)).all(axis=1)):
+            raise ValueError(
+                f"{op}: with input {x.shape}, kernel {kernel}, padding {padding} and dilation "
+                f"{dilation} a window reads only padding"
+            )
 
 
 # ---------------------------------------------------------------- max pooling

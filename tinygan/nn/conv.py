@@ -14,6 +14,8 @@ import numpy as np
 
 from tinygan import functions as F
 from tinygan.autograd.tensor import Tensor
+from tinygan.functions.conv import conv2d, conv_transpose2d
+from tinygan.functions.pool import avg_pool2d, interpolate, max_pool2d, pixel_shuffle
 from tinygan.nn import init
 from tinygan.nn.linear import check_features, check_input, check_param_match, empty_parameter
 from tinygan.nn.module import Module
@@ -154,7 +156,7 @@ class Conv2d(_ConvNd):
             ph, pw = padding
             x = F.pad(x, _widths(x, pw, pw, ph, ph), mode=_PAD_MODES[self.padding_mode])
             padding = (0, 0)
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -210,7 +212,7 @@ class ConvTranspose2d(_ConvNd):
 
     def forward(self, x: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
         self._check(x)
-        return F.conv_transpose2d(
+        return conv_transpose2d(
             x, self.weight, self.bias, self.stride, self.padding,
             self._output_padding(x, output_size), self.groups, self.dilation,
         )  # fmt: skip
@@ -292,7 +294,7 @@ class Upsample(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, (4,), "a 4-D (N, C, H, W)")
-        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+        return interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
 
     def extra_repr(self) -> str:
         if self.scale_factor is not None:
@@ -316,7 +318,7 @@ class PixelShuffle(Module):
                 f"PixelShuffle: channels of input shape {x.shape} are not divisible by "
                 f"upscale_factor^2 = {self.upscale_factor**2}"
             )
-        return F.pixel_shuffle(x, self.upscale_factor)
+        return pixel_shuffle(x, self.upscale_factor)
 
     def extra_repr(self) -> str:
         return f"upscale_factor={self.upscale_factor}"
@@ -338,7 +340,7 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, (4,), "a 4-D (N, C, H, W)")
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
 class MaxPool2d(_Pool2d):
@@ -346,4 +348,4 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, (4,), "a 4-D (N, C, H, W)")
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding)

@@ -20,6 +20,7 @@ import numpy as np
 
 from tinygan import functions as F
 from tinygan.autograd.tensor import Tensor
+from tinygan.functions.conv import conv2d
 from tinygan.nn import init
 from tinygan.nn.conv import _pair
 from tinygan.nn.linear import check_features, check_input, check_param_match, empty_parameter
@@ -133,7 +134,7 @@ class EqualizedConv2d(_Equalized):
         check_input(self, x, (4,), "a 4-D (N, C, H, W)")
         check_features(self, x, 1, self.in_channels, "channels")
         check_param_match(self, x, self.weight)
-        return F.conv2d(x, self.effective_weight, self.effective_bias, self.stride, self.padding)
+        return conv2d(x, self.effective_weight, self.effective_bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (

@@ -17,6 +17,7 @@ import numpy as np
 from tinygan import functions as F
 from tinygan.autograd.tensor import Tensor
 from tinygan.backend import to_device
+from tinygan.functions.norm import adain, batch_norm, instance_norm, layer_norm, style_modulation
 from tinygan.nn.linear import Linear, check_features, check_input, check_param_match
 from tinygan.nn.module import Module, Parameter
 
@@ -78,15 +79,6 @@ class _NormBase(Module):
         if self.weight is not None:
             check_param_match(self, x, self.weight)
 
-    def _momentum(self) -> float:
-        """Count this batch and return the running-average factor to use for it."""
-        if not (self.training and self.track_running_stats):
-            return 0.0 if self.momentum is None else self.momentum
-        self.num_batches_tracked.data_update_(lambda a: a.__iadd__(1))
-        if self.momentum is None:
-            return 1.0 / float(self.num_batches_tracked.item())
-        return self.momentum
-
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -112,6 +104,15 @@ class _BatchNorm(_NormBase):
             num_features, eps, momentum, affine, track_running_stats, device, dtype, bias
         )
 
+    def _momentum(self) -> float:
+        """Count this batch and return the running-average factor to use for it."""
+        if not (self.training and self.track_running_stats):
+            return 0.0 if self.momentum is None else self.momentum
+        self.num_batches_tracked.data_update_(lambda a: a.__iadd__(1))
+        if self.momentum is None:
+            return 1.0 / float(self.num_batches_tracked.item())
+        return self.momentum
+
     def forward(self, x: Tensor) -> Tensor:
         """Training: normalise with the batch's statistics and update the running ones in place;
         eval: normalise with the running statistics (batch ones if none are tracked)."""
@@ -123,7 +124,7 @@ class _BatchNorm(_NormBase):
             )
         momentum = self._momentum()
         use_batch_stats = self.training or self.running_mean is None
-        return F.batch_norm(
+        return batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, use_batch_stats,
             momentum, self.eps,
         )  # fmt: skip
@@ -166,8 +167,8 @@ class InstanceNorm2d(_NormBase):
         self._check(x)
         if x.shape[2] * x.shape[3] <= 1 and (self.training or not self.track_running_stats):
             raise ValueError(f"InstanceNorm2d: needs more than 1 spatial element, got {x.shape}")
-        momentum = self._momentum()
-        return F.instance_norm(
+        momentum = 0.0 if self.momentum is None else self.momentum  # no batch counting here
+        return instance_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             self.training or not self.track_running_stats, momentum, self.eps,
         )  # fmt: skip
@@ -210,7 +211,7 @@ class LayerNorm(Module):
             )
         if self.weight is not None:
             check_param_match(self, x, self.weight)
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return (
@@ -247,7 +248,9 @@ class AdaIN(Module):
             ones = np.concatenate([np.ones(num_features), np.zeros(num_features)])
             self.affine.bias.copy_(to_device(ones.astype(dtype), device))
 
-    def _style_params(self, x: Tensor, style: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, style: Tensor, bias: Tensor | None = None) -> Tensor:
+        check_input(self, x, (4,), "a 4-D (N, C, H, W)")
+        check_features(self, x, 1, self.num_features, "channels")
         n, c = x.shape[:2]
         if bias is not None:
             if style.shape != (n, c) or bias.shape != (n, c):
@@ -255,29 +258,18 @@ class AdaIN(Module):
                     f"AdaIN: scale {style.shape} and bias {bias.shape} must both be (N, C) = "
                     f"{(n, c)} for input {x.shape}"
                 )
-            return style, bias
+            return style_modulation(x, style, bias, self.eps)
         if style.ndim == 4:
             if style.shape[:2] != (n, c):
-                raise ValueError(
-                    f"AdaIN: style features {style.shape} do not match input {x.shape}"
-                )
-            mean = F.mean(style, axis=(2, 3))
-            return F.sqrt(F.var(style, axis=(2, 3)) + self.eps), mean
+                raise ValueError(f"AdaIN: style features {style.shape} do not match {x.shape}")
+            return adain(x, style, self.eps)
         if self.style_dim is None or style.shape != (n, self.style_dim):
             raise ValueError(
                 f"AdaIN: style of shape {style.shape} for input {x.shape}: expected (N, C, H, W) "
                 f"features, (N, style_dim={self.style_dim}) codes, or scale and bias (N, C)"
             )
-        scale, shift = F.split(self.affine(style), 2, axis=1)
-        return scale, shift
-
-    def forward(self, x: Tensor, style: Tensor, bias: Tensor | None = None) -> Tensor:
-        check_input(self, x, (4,), "a 4-D (N, C, H, W)")
-        check_features(self, x, 1, self.num_features, "channels")
-        scale, shift = self._style_params(x, style, bias)
-        n, c = x.shape[:2]
-        x_hat = F.instance_norm(x, eps=self.eps)
-        return x_hat * F.reshape(scale, (n, c, 1, 1)) + F.reshape(shift, (n, c, 1, 1))
+        scale, shift = F.chunk(self.affine(style), 2, axis=1)
+        return style_modulation(x, scale, shift, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, style_dim={self.style_dim}, eps={self.eps}"

@@ -9,6 +9,7 @@ import numpy as np
 from tinygan import functions as F
 from tinygan.autograd.tensor import Tensor
 from tinygan.backend import to_device
+from tinygan.functions.special import dropout, embedding, gradient_reversal
 from tinygan.nn import init
 from tinygan.nn.module import Module, Parameter
 
@@ -26,7 +27,7 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
@@ -70,7 +71,12 @@ class Embedding(Module):
             indices = Tensor(to_device(np.asarray(indices), self.weight.device))
         if indices.dtype.kind not in "iu":
             raise TypeError(f"Embedding: indices must be integers, got {indices.dtype}")
-        return F.embedding(indices, self.weight, self.padding_idx)
+        rows = embedding(indices, self.weight)
+        if self.padding_idx is None:
+            return rows
+        # the padding row is looked up like any other but receives no gradient
+        keep = (indices.data != self.padding_idx)[..., None]
+        return F.where(keep, rows, Tensor(rows.data))
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
@@ -88,7 +94,7 @@ class GradientReversal(Module):
         self.lam = lam
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gradient_reversal(x, self.lam)
+        return gradient_reversal(x, self.lam)
 
     def extra_repr(self) -> str:
         return f"lam={self.lam}"

@@ -92,17 +92,19 @@ def spectral_norm(
     normalised Gaussian vectors refined by 15 power iterations, so even the first forward
     (and eval mode) uses a good sigma.
     """
-    weight = module._parameters.get(name) if isinstance(module, Module) else None
+    if not isinstance(module, Module):
+        raise TypeError(f"spectral_norm: expected a Module, got {type(module).__name__}")
+    if any(
+        isinstance(h, SpectralNorm) and h.name == name for h in module._forward_pre_hooks.values()
+    ):
+        raise RuntimeError(f"spectral_norm: {type(module).__name__}.{name} is already normalised")
+    weight = module._parameters.get(name)
     if weight is None:
         raise ValueError(f"spectral_norm: {type(module).__name__} has no parameter named {name!r}")
     if n_power_iterations < 0:
         raise ValueError(
             f"spectral_norm: n_power_iterations must be >= 0, got {n_power_iterations}"
         )
-    if any(
-        isinstance(h, SpectralNorm) and h.name == name for h in module._forward_pre_hooks.values()
-    ):
-        raise RuntimeError(f"spectral_norm: {type(module).__name__}.{name} is already normalised")
     if dim is None:
         dim = 1 if isinstance(module, ConvTranspose2d) else 0
     hook = SpectralNorm(name, n_power_iterations, eps, dim)

@@ -1,0 +1,270 @@
+"""Normalisation ops: values against the formulas (and PyTorch where installed), running
+statistics, gradients and second derivatives against finite differences, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import check_grad, check_second_order
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygan as tg
+from tinygan.functions.norm import (
+    adain,
+    batch_norm,
+    instance_norm,
+    layer_norm,
+    minibatch_stddev,
+    pixel_norm,
+    style_modulation,
+)
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+@st.composite
+def nchw(draw, min_n=1, min_hw=1):
+    n = draw(st.integers(min_n, 3))
+    c = draw(st.integers(1, 3))
+    shape = (n, c) + tuple(draw(st.integers(min_hw, 3)) for _ in range(draw(st.integers(0, 2))))
+    rng = np.random.default_rng(draw(seeds))
+    return rng.standard_normal(shape), rng.standard_normal(c), rng.standard_normal(c)
+
+
+def normalise(x, axes, eps):
+    mu = x.mean(axis=axes, keepdims=True)
+    return (x - mu) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+
+
+def per_channel(a, x):
+    return a.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+# ---------------------------------------------------------------- batch norm
+
+
+@settings(max_examples=15)
+@given(case=nchw(min_n=2))
+def test_batch_norm_training(case):
+    x, w, b = case
+    axes = (0,) + tuple(range(2, x.ndim))
+    y = batch_norm(tg.tensor(x), None, None, tg.tensor(w), tg.tensor(b), training=True)
+    expected = normalise(x, axes, 1e-5) * per_channel(w, x) + per_channel(b, x)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
+    fn = lambda x, w, b: batch_norm(x, None, None, w, b, training=True)  # noqa: E731
+    check_grad(fn, [x, w, b], rtol=1e-4, atol=1e-6)
+    check_second_order(fn, [x, w, b], rtol=1e-3, atol=1e-4)
+
+
+def test_batch_norm_running_statistics_follow_the_formula():
+    rng = np.random.default_rng(0)
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    expected_mean, expected_var = np.zeros(3), np.ones(3)
+    m = 0.2
+    for _ in range(4):
+        x = rng.standard_normal((5, 3, 4, 2)) * 3 + 1
+        batch_norm(tg.tensor(x), running_mean, running_var, training=True, momentum=m)
+        n = 5 * 4 * 2
+        expected_mean = (1 - m) * expected_mean + m * x.mean(axis=(0, 2, 3))
+        expected_var = (1 - m) * expected_var + m * x.var(axis=(0, 2, 3)) * n / (n - 1)
+    np.testing.assert_allclose(running_mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(running_var, expected_var, rtol=1e-12)
+    # eval mode: the running statistics, not the batch's
+    x = rng.standard_normal((2, 3, 4, 2))
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    y = batch_norm(tg.tensor(x), running_mean, running_var, tg.tensor(w), tg.tensor(b))
+    expected = (x - per_channel(running_mean, x)) / np.sqrt(per_channel(running_var, x) + 1e-5)
+    np.testing.assert_allclose(y.numpy(), expected * per_channel(w, x) + per_channel(b, x))
+    fn = lambda x, w, b: batch_norm(x, running_mean, running_var, w, b)  # noqa: E731
+    check_grad(fn, [x, w, b])
+
+
+def test_batch_norm_updates_tensor_buffers_in_place():
+    rm, rv = tg.zeros(2), tg.ones(2)
+    data = rm.data
+    x = tg.tensor(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    batch_norm(x, rm, rv, training=True, momentum=0.5)
+    assert rm.data is data
+    np.testing.assert_allclose(rm.numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(rv.numpy(), [0.5 + 0.5 * 2.0, 0.5 + 0.5 * 8.0])
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5, 2)])
+def test_batch_norm_against_pytorch(shape):
+    torch = pytest.importorskip("torch")
+    F = pytest.importorskip("torch.nn.functional")
+    rng = np.random.default_rng(1)
+    ours = [
+        tg.tensor(a, requires_grad=True)
+        for a in (rng.standard_normal(shape), rng.standard_normal(3), rng.standard_normal(3))
+    ]
+    refs = [torch.tensor(t.numpy(), requires_grad=True) for t in ours]
+    rm, rv = np.zeros(3), np.ones(3)
+    rm_t, rv_t = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    for training in (True, True, False):
+        y = batch_norm(ours[0], rm, rv, ours[1], ours[2], training, 0.3)
+        y_ref = F.batch_norm(refs[0], rm_t, rv_t, refs[1], refs[2], training, 0.3)
+        np.testing.assert_allclose(y.numpy(), y_ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+        g = rng.standard_normal(shape)
+        y.backward(tg.tensor(g))
+        y_ref.backward(torch.tensor(g))
+        for t, r in zip(ours, refs):
+            np.testing.assert_allclose(t.grad.numpy(), r.grad.numpy(), rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(rm, rm_t.numpy())
+        np.testing.assert_allclose(rv, rv_t.numpy())
+
+
+# ---------------------------------------------------------------- instance / layer norm
+
+
+@settings(max_examples=15)
+@given(case=nchw(min_hw=2), affine=st.booleans())
+def test_instance_norm(case, affine):
+    x, w, b = case
+    if x.ndim < 3:
+        x = x[..., None].repeat(2, axis=-1) + np.arange(2)
+    w, b = (w, b) if affine else (None, None)
+    axes = tuple(range(2, x.ndim))
+    y = instance_norm(
+        tg.tensor(x),
+        weight=None if w is None else tg.tensor(w),
+        bias=None if b is None else tg.tensor(b),
+    )
+    expected = normalise(x, axes, 1e-5)
+    if affine:
+        expected = expected * per_channel(w, x) + per_channel(b, x)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
+    if affine:
+        fn = lambda x, w, b: instance_norm(x, weight=w, bias=b)  # noqa: E731
+        arrays = [x, w, b]
+    else:
+        fn, arrays = instance_norm, [x]
+    check_grad(fn, arrays, rtol=1e-4, atol=1e-6)
+    check_second_order(fn, arrays, rtol=1e-3, atol=1e-4)
+
+
+def test_instance_norm_running_statistics():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3, 5, 5))
+    rm, rv = np.zeros(3), np.ones(3)
+    instance_norm(x=tg.tensor(x), running_mean=rm, running_var=rv, momentum=0.1)
+    np.testing.assert_allclose(rm, 0.1 * x.mean(axis=(2, 3)).mean(axis=0))
+    np.testing.assert_allclose(rv, 0.9 + 0.1 * x.var(axis=(2, 3), ddof=1).mean(axis=0))
+    y = instance_norm(tg.tensor(x), rm, rv, use_input_stats=False)
+    expected = (x - per_channel(rm, x)) / np.sqrt(per_channel(rv, x) + 1e-5)
+    np.testing.assert_allclose(y.numpy(), expected)
+
+
+@settings(max_examples=15)
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+    k=st.integers(1, 3),
+    affine=st.booleans(),
+    seed=seeds,
+)
+def test_layer_norm(shape, k, affine, seed):
+    k = min(k, len(shape))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) + rng.standard_normal(shape[-1])
+    normalized = tuple(shape[-k:])
+    w = rng.standard_normal(normalized) if affine else None
+    b = rng.standard_normal(normalized) if affine else None
+    axes = tuple(range(len(shape) - k, len(shape)))
+    y = layer_norm(
+        tg.tensor(x),
+        normalized,
+        None if w is None else tg.tensor(w),
+        None if b is None else tg.tensor(b),
+    )
+    expected = normalise(x, axes, 1e-5)
+    if affine:
+        expected = expected * w + b
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
+    if affine:
+        fn = lambda x, w, b: layer_norm(x, normalized, w, b)  # noqa: E731
+        arrays = [x, w, b]
+    else:
+        fn, arrays = (lambda x: layer_norm(x, normalized)), [x]
+    check_grad(fn, arrays, rtol=1e-4, atol=1e-6)
+    check_second_order(fn, arrays, rtol=1e-3, atol=1e-4)
+
+
+# ---------------------------------------------------------------- AdaIN and friends
+
+
+@settings(max_examples=15)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), seed=seeds)
+def test_adain(n, c, seed):
+    rng = np.random.default_rng(seed)
+    content = rng.standard_normal((n, c, 3, 2))
+    style = rng.standard_normal((n, c, 2, 3)) * 2 + 1
+    y = adain(tg.tensor(content), tg.tensor(style)).numpy()
+    s_mean = style.mean(axis=(2, 3), keepdims=True)
+    s_std = np.sqrt(style.var(axis=(2, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, normalise(content, (2, 3), 1e-5) * s_std + s_mean)
+    # the output carries the style's statistics
+    np.testing.assert_allclose(y.mean(axis=(2, 3)), s_mean[..., 0, 0], atol=1e-10)
+    check_grad(adain, [content, style], rtol=1e-4, atol=1e-6)
+    check_second_order(adain, [content, style], rtol=1e-3, atol=1e-4)
+
+
+@settings(max_examples=15)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), seed=seeds)
+def test_style_modulation(n, c, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, 2, 3))
+    scale, bias = rng.standard_normal((n, c)), rng.standard_normal((n, c))
+    y = style_modulation(tg.tensor(x), tg.tensor(scale), tg.tensor(bias)).numpy()
+    expected = normalise(x, (2, 3), 1e-5) * scale[..., None, None] + bias[..., None, None]
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+    check_grad(style_modulation, [x, scale, bias], rtol=1e-4, atol=1e-6)
+
+
+@given(case=nchw())
+def test_pixel_norm(case):
+    x = case[0]
+    y = pixel_norm(tg.tensor(x)).numpy()
+    np.testing.assert_allclose(y, x / np.sqrt((x**2).mean(axis=1, keepdims=True) + 1e-8))
+    check_grad(pixel_norm, [x], rtol=1e-4, atol=1e-6)
+    check_second_order(pixel_norm, [x], rtol=1e-3, atol=1e-4)
+
+
+@settings(max_examples=15)
+@given(groups=st.integers(1, 3), per_group=st.integers(1, 2), f=st.integers(1, 2), seed=seeds)
+def test_minibatch_stddev(groups, per_group, f, seed):
+    n, c, h, w = groups * per_group, 2 * f, 2, 3
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w))
+    y = minibatch_stddev(tg.tensor(x), group_size=groups, num_channels=f).numpy()
+    assert y.shape == (n, c + f, h, w)
+    np.testing.assert_array_equal(y[:, :c], x)
+    for i in range(n):
+        members = x[i % per_group :: per_group]  # sample i's group: same index mod N/G
+        std = np.sqrt(members.var(axis=0) + 1e-8).reshape(f, c // f, h, w).mean(axis=(1, 2, 3))
+        np.testing.assert_allclose(y[i, c:], np.broadcast_to(std[:, None, None], (f, h, w)))
+    check_grad(lambda x: minibatch_stddev(x, groups, f), [x], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: batch_norm(tg.zeros(2, 3), None, None, tg.ones(4)), "weight"),
+        (lambda: batch_norm(tg.zeros(2, 3), np.zeros(3), None), "both"),
+        (lambda: batch_norm(tg.zeros(1, 3), None, None, training=True), "more than one"),
+        (lambda: batch_norm(tg.zeros(3), None, None, training=True), "N, C"),
+        (lambda: instance_norm(tg.zeros(2, 3)), "N, C, H, W"),
+        (lambda: instance_norm(tg.zeros(2, 3, 4), use_input_stats=False), "running"),
+        (lambda: layer_norm(tg.zeros(2, 3), (2,)), "normalized_shape"),
+        (lambda: layer_norm(tg.zeros(2, 3), 3, tg.ones(2)), "weight"),
+        (lambda: adain(tg.zeros(2, 3, 4, 4), tg.zeros(2, 2, 4, 4)), "same N and C"),
+        (lambda: style_modulation(tg.zeros(2, 3, 4, 4), tg.zeros(2, 3), tg.zeros(3)), "bias"),
+        (lambda: minibatch_stddev(tg.zeros(6, 2, 2, 2), group_size=4), "divisible"),
+        (lambda: minibatch_stddev(tg.zeros(4, 3, 2, 2), num_channels=2), "divisible"),
+    ],
+)
+def test_errors(call, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call()

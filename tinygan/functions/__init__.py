@@ -146,3 +146,38 @@ __all__ = [
     "sigmoid", "softmax", "softplus", "split", "sqrt", "squeeze", "stack", "std", "sub",
     "sum", "sum_to", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
 ]  # fmt: skip
+
+# Convolution, pooling and resampling, normalisation, gradient-bending ops.
+from tinygan.functions.conv import col2im, conv2d, conv_transpose2d, im2col  # noqa: E402
+from tinygan.functions.norm import (  # noqa: E402
+    adain,
+    batch_norm,
+    instance_norm,
+    layer_norm,
+    minibatch_stddev,
+    pixel_norm,
+    style_modulation,
+)
+from tinygan.functions.pool import (  # noqa: E402
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    interpolate,
+    max_pool2d,
+    pixel_shuffle,
+    pixel_unshuffle,
+    upsample,
+)
+from tinygan.functions.special import (  # noqa: E402
+    dropout,
+    embedding,
+    gradient_reversal,
+    stop_gradient,
+    straight_through,
+)
+
+__all__ += [
+    "adain", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "col2im", "conv2d",
+    "conv_transpose2d", "dropout", "embedding", "gradient_reversal", "im2col", "instance_norm",
+    "interpolate", "layer_norm", "max_pool2d", "minibatch_stddev", "pixel_norm", "pixel_shuffle",
+    "pixel_unshuffle", "stop_gradient", "straight_through", "style_modulation", "upsample",
+]  # fmt: skip

@@ -173,6 +173,10 @@ class Optimizer:
                 continue
             entry = {}
             for k, v in values.items():
+                if isinstance(v, list):  # an array written out as nested lists
+                    v = np.asarray(v)
+                if isinstance(v, Tensor):
+                    v = v.data
                 if hasattr(v, "shape") and v.ndim > 0:
                     if tuple(v.shape) != p.shape:
                         problems.append(

@@ -457,3 +457,15 @@ def test_training_resumes_bit_identically_through_a_checkpoint(tmp_path):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
             assert x.dtype == y.dtype and np.array_equal(x.numpy(), y.numpy()), name
     assert resumed[1].param_groups[0]["lr"] == straight[1].param_groups[0]["lr"] == 1e-2 / 8
+
+
+def test_bad_gradient_is_reported_before_any_update():
+    a, b = scalar_param(1.0), nn.Parameter(np.zeros(3))
+    opt = optim.SGD([a, b], lr=0.1)
+    set_grad(a, 1.0)
+    b.grad = tinygan.tensor(np.ones(4))
+    with pytest.raises(
+        ValueError, match=r"SGD: gradient of shape \(4,\) on cpu for a parameter of"
+    ):
+        opt.step()
+    assert float(a.data[0]) == 1.0 and a._version == 0

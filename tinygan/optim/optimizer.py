@@ -103,18 +103,18 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        work = [
+            (p, group) for group in self.param_groups for p in group["params"] if p.grad is not None
+        ]
+        for p, _ in work:  # check everything before changing anything
+            if p.grad.shape != p.shape or p.grad.device != p.device:
+                raise ValueError(
+                    f"{type(self).__name__}: gradient of shape {p.grad.shape} on {p.grad.device} "
+                    f"for a parameter of shape {p.shape} on {p.device}"
+                )
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    grad = p.grad.data
-                    if grad.shape != p.shape:
-                        raise ValueError(
-                            f"{type(self).__name__}: gradient of shape {grad.shape} for a "
-                            f"parameter of shape {p.shape}"
-                        )
-                    self._update(p, grad, group, self.state.setdefault(p, {}))
+            for p, group in work:
+                self._update(p, p.grad.data, group, self.state.setdefault(p, {}))
         return loss
 
     def _update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:

@@ -101,17 +101,26 @@ def im2col_array(
 
 
 def col2im_array(
-    cols: Any, size: Pair, stride: Pair, padding: Pair, dilation: Pair, width: int | None = None
+    cols: Any,
+    size: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    width: int | None = None,
+    batch_first: bool = True,
 ) -> Any:
     """Fold cols (N, C, KH, KW, OH, CW) back into x (N, C, H, W), summing overlaps.
 
-    ``width`` is the true OW when the GEMM that made ``cols`` was fed zero-padded rows
-    (CW > OW, columns past OW are zero; see ``_col_width``). With CW ≥ OW + (KW−1)·DW // SW
-    every kernel tap's rows land in one contiguous run of a per-phase buffer, so the fold is
-    KH·KW long contiguous adds instead of KH·KW short strided ones (about 2× faster here),
-    then one strided copy per stride phase.
+    ``batch_first=False``: cols are laid out (C, KH, KW, N, OH, CW), as one GEMM per group
+    over the whole batch writes them. ``width`` is the true OW when that GEMM was fed
+    zero-padded rows (CW > OW, columns past OW are zero; see ``_col_width``). With
+    CW ≥ OW + (KW−1)·DW // SW every tap's rows land in one contiguous run of a per-phase
+    buffer, so the fold is KH·KW long contiguous adds instead of KH·KW short strided ones
+    (about 2× faster here), then one strided copy per stride phase.
     """
     xp = get_array_module(cols)
+    if not batch_first:
+        cols = cols.transpose(3, 0, 1, 2, 4, 5)  # a (N, C, KH, KW, OH, CW) view
     N, C, KH, KW, OH, CW = cols.shape
     OW = CW if width is None else width
     (H, W), (SH, SW), (PH, PW), (DH, DW) = size, stride, padding, dilation
@@ -123,19 +132,21 @@ def col2im_array(
                 rows = slice(i * DH, i * DH + SH * (OH - 1) + 1, SH)
                 columns = slice(j * DW, j * DW + SW * (OW - 1) + 1, SW)
                 out[:, :, rows, columns] += cols[:, :, i, j, :, :OW]
-        return out[:, :, PH : PH + H, PW : PW + W]
+        return xp.ascontiguousarray(out[:, :, PH : PH + H, PW : PW + W])
     # Tap (i, j) hits output row i·DH + SH·oh: stride phase a = i·DH % SH, row i·DH // SH + oh
-    # of that phase's grid. One flat buffer of R rows × CW per phase (a, b).
+    # of that phase's grid. One flat buffer of R rows × CW per phase (a, b), its (N, C) axes
+    # in the memory order of cols.
     R = OH + (KH - 1) * DH // SH + 1
     L = OH * CW
-    src = cols.reshape(N * C, KH, KW, L)
-    acc = xp.zeros((SH, SW, N * C, R * CW), dtype=cols.dtype)
+    src = cols.reshape(N, C, KH, KW, L)
+    acc = xp.zeros((SH, SW) + ((N, C) if batch_first else (C, N)) + (R * CW,), cols.dtype)
+    acc = acc if batch_first else acc.transpose(0, 1, 3, 2, 4)
     for i in range(KH):
         di, a = divmod(i * DH, SH)
         for j in range(KW):
             dj, b = divmod(j * DW, SW)
             start = di * CW + dj
-            acc[a, b, :, start : start + L] += src[:, i, j]
+            acc[a, b, :, :, start : start + L] += src[:, :, i, j]
     acc = acc.reshape(SH, SW, N, C, R, CW)
     out = xp.zeros((N, C, H, W), dtype=cols.dtype)
     for a in range(SH):
@@ -164,58 +175,47 @@ def _col_width(OW: int, KW: int, SW: int, DW: int) -> int:
     return wide if 4 * (wide - OW) <= OW else OW
 
 
-def _pad_width(a: Any, width: int) -> Any:
-    """a (..., W) zero-padded on the right to (..., width)."""
-    if a.shape[-1] == width:
-        return a
-    xp = get_array_module(a)
-    out = xp.zeros(a.shape[:-1] + (width,), dtype=a.dtype)
-    out[..., : a.shape[-1]] = a
-    return out
-
-
 # ---------------------------------------------------------------- the three products
+# Each is one GEMM per group over the whole batch, so the columns and the images enter the
+# GEMM with the batch axis inside: (C·KH·KW, N·OH·OW). A single large GEMM keeps the BLAS
+# threads busy where one small GEMM per sample would make them wait on each other.
 
 
-def _bmm(a: Any, b: Any) -> Any:
-    """a (G, M, K) shared by every sample, b (N, G, K, L) -> (N, G, M, L).
-
-    One GEMM per (sample, group) when samples are big enough; with few columns per sample
-    (L small, e.g. 1×1 or 4×4 maps) the samples are folded into one GEMM per group instead.
-    """
-    xp = get_array_module(b)
-    N, G, K, L = b.shape
-    if L >= 64 or N == 1:
-        return xp.matmul(a, b)
-    folded = b.transpose(1, 2, 0, 3).reshape(G, K, N * L)
-    return xp.matmul(a, folded).reshape(G, a.shape[1], N, L).transpose(2, 0, 1, 3)
+def _batch_last(x: Any, width: int | None = None) -> Any:
+    """x (N, C, H, W) -> (C, N, H, width), zero-padded on the right to ``width``, one copy."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    out = xp.empty((C, N, H, width or W), dtype=x.dtype)
+    out[..., :W] = x.transpose(1, 0, 2, 3)
+    out[..., W:] = 0
+    return out
 
 
 def _conv_forward(
     x: Any, w: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int, out_size: Pair
 ) -> Any:
-    """y = conv2d(x, w): im2col, then W_g (OC/g, C/g·KH·KW) @ cols_g for each group g."""
-    N, C, _, _ = x.shape
+    """y = conv2d(x, w): y_g (OC/g, N·OH·OW) = W_g (OC/g, C/g·KH·KW) @ cols_g."""
+    xp = get_array_module(x)
+    N = x.shape[0]
     OC, Cg, KH, KW = w.shape
     OH, OW = out_size
-    cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size)
-    cols = cols.reshape(N, groups, Cg * KH * KW, OH * OW)
-    out = _bmm(w.reshape(groups, OC // groups, Cg * KH * KW), cols)
-    return out.reshape(N, OC, OH, OW)
+    cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size, batch_first=False)
+    y = xp.matmul(w.reshape(groups, OC // groups, -1), cols.reshape(groups, Cg * KH * KW, -1))
+    return xp.ascontiguousarray(y.reshape(OC, N, OH, OW).transpose(1, 0, 2, 3))
 
 
 def _conv_transpose_forward(
     x: Any, w: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int, out_size: Pair
 ) -> Any:
     """y = conv_transpose2d(x, w): cols_g = W_gᵀ (OC/g·KH·KW, C/g) @ x_g, then col2im."""
+    xp = get_array_module(x)
     N, C, H, W = x.shape
     _, OCg, KH, KW = w.shape
-    Cg = C // groups
     width = _col_width(W, KW, stride[1], dilation[1])
-    x = _pad_width(x, width).reshape(N, groups, Cg, H * width)
-    wt = w.reshape(groups, Cg, OCg * KH * KW).transpose(0, 2, 1)
-    cols = _bmm(wt, x).reshape(N, groups * OCg, KH, KW, H, width)
-    return col2im_array(cols, out_size, stride, padding, dilation, width=W)
+    x = _batch_last(x, width).reshape(groups, C // groups, -1)
+    wt = w.reshape(groups, C // groups, OCg * KH * KW).transpose(0, 2, 1)
+    cols = xp.matmul(wt, x).reshape(groups * OCg, KH, KW, N, H, width)
+    return col2im_array(cols, out_size, stride, padding, dilation, W, batch_first=False)
 
 
 def _conv_weight_grad(
@@ -224,13 +224,12 @@ def _conv_weight_grad(
     """dL/dW of y = conv2d(x, W) given gy = dL/dy: Σ_n,oh,ow gy ⊗ cols, one GEMM per group
     over the whole batch: gy_g (OC/g, N·OH·OW) @ cols_gᵀ (N·OH·OW, C/g·KH·KW)."""
     xp = get_array_module(x)
-    N, C, _, _ = x.shape
-    _, OC, OH, OW = gy.shape
-    Cg, KH, KW = C // groups, kernel[0], kernel[1]
-    cols = im2col_array(x, kernel, stride, padding, dilation, (OH, OW), batch_first=False)
-    cols = cols.reshape(groups, Cg * KH * KW, N * OH * OW)
-    gy = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(groups, OC // groups, -1)
-    return xp.matmul(gy, cols.transpose(0, 2, 1)).reshape(OC, Cg, KH, KW)
+    C = x.shape[1]
+    OC = gy.shape[1]
+    cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:], batch_first=False)
+    cols = cols.reshape(groups, -1, cols.shape[3] * cols.shape[4] * cols.shape[5])
+    gy = _batch_last(gy).reshape(groups, OC // groups, -1)
+    return xp.matmul(gy, cols.transpose(0, 2, 1)).reshape(OC, C // groups, *kernel)
 
 
 # ---------------------------------------------------------------- differentiable ops

@@ -46,13 +46,18 @@ __all__ = ["GAN", "mlp", "adversarial_losses"]
 G_LOSSES = ("nonsaturating", "minimax")
 
 
-def mlp(sizes: list[int], act: nn.Module, out: nn.Module | None = None) -> nn.Sequential:
-    """Linear layers of ``sizes`` with ``act`` between them and ``out`` (if any) at the end."""
+def mlp(
+    sizes: list[int], act: nn.Module, out: nn.Module | None = None, dropout: float = 0.0
+) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ``act`` (then dropout, if any) between them and ``out``
+    (if any) at the end."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(act)
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
     if out is not None:
         layers.append(out)
     return nn.Sequential(*layers)
@@ -133,6 +138,12 @@ class GAN(Loop):
         parser.add_argument(
             "--layers", type=int, default=3, help="hidden layers of G and of D (default 3)"
         )
+        parser.add_argument(
+            "--dropout",
+            type=float,
+            default=0.0,
+            help="dropout after each hidden layer of D, as in the paper (default 0: none)",
+        )
 
     def __init__(self, config: Mapping[str, Any], data: DataInfo, device: str = "cpu") -> None:
         super().__init__(config, data, device)
@@ -150,7 +161,9 @@ class GAN(Loop):
         hidden, layers = int(c.get("hidden", 128)), int(c.get("layers", 3))
         out = nn.Tanh() if self.data.kind == "image" else None
         G = mlp([self.nz] + [hidden] * layers + [dim], nn.ReLU(), out)
-        D = mlp([dim] + [hidden] * layers + [1], nn.LeakyReLU(0.2))
+        D = mlp(
+            [dim] + [hidden] * layers + [1], nn.LeakyReLU(0.2), None, float(c.get("dropout", 0))
+        )
         return G, D
 
     def make_optimizer(self, net: nn.Module) -> optim.Optimizer:

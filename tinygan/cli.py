@@ -29,7 +29,7 @@ from tinygan.checkpoint import CheckpointError
 from tinygan.gans import registry
 from tinygan.gans.datasets import build_dataset, describe_specs, reference_dataset
 from tinygan.gans.loop import DataInfo, Loop
-from tinygan.gans.trainer import NonFiniteError, Trainer, load_run, save_samples
+from tinygan.gans.trainer import NonFiniteError, Trainer, load_run
 from tinygan.imageio import atomic_write, save_image_grid
 from tinygan.random import Generator
 
@@ -182,11 +182,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     loop, state = restore_loop(args.checkpoint, args.device)
-    samples = loop.sample(args.n, Generator(args.seed))
     reference = None
     if loop.data.kind == "points":
         reference = reference_dataset(state["config"]["data"]).points[:2000]
-    save_samples(samples, args.out, reference, nrow=args.nrow)
+    loop.sample_grid(
+        args.out, n=args.n, generator=Generator(args.seed), reference=reference, nrow=args.nrow
+    )
     print(f"{args.out}: {args.n} samples of {state['model']} at step {state['step']}")
     return 0
 

@@ -8,17 +8,9 @@
 
 from tinygan.gans.datasets import build_dataset, reference_dataset
 from tinygan.gans.loop import DataInfo, Loop
+from tinygan.gans.plots import plot_losses, read_log, save_samples
 from tinygan.gans.registry import available, get
-from tinygan.gans.trainer import (
-    NonFiniteError,
-    Trainer,
-    TrainResult,
-    latest_checkpoint,
-    load_run,
-    plot_losses,
-    read_log,
-    save_samples,
-)
+from tinygan.gans.trainer import NonFiniteError, Trainer, TrainResult, latest_checkpoint, load_run
 
 __all__ = [
     "DataInfo",

@@ -23,8 +23,9 @@ optimizers of the saved stage before their weights are loaded.
 
 Sampling goes through two methods: ``latent(n, generator)`` draws G's inputs as a dict of
 arrays (``{"z": ...}``; conditional loops add ``"y"``; image-to-image loops take input images
-from ``self.reference``), and ``generate(inputs)`` maps them to samples. The Trainer keeps a
-*fixed* ``latent`` batch for its sample grids; ``sample(n)`` draws fresh ones.
+from ``self.reference``, the training dataset), and ``generate(inputs)`` maps them to
+samples. The Trainer keeps a *fixed* ``latent`` batch and saves it with ``sample_grid`` every
+N steps; ``sample(n, generator)`` returns fresh samples as a NumPy array.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 
 from tinygan.autograd import Tensor, no_grad
 from tinygan.backend import get_array_module
+from tinygan.gans.plots import save_samples
 from tinygan.random import Generator
 
 __all__ = ["DataInfo", "Loop"]
@@ -218,6 +220,21 @@ class Loop:
             for s in range(0, n, batch_size):
                 chunks.append(self.generate({k: v[s : s + batch_size] for k, v in inputs.items()}))
         return np.concatenate([c.numpy() for c in chunks])
+
+    def sample_grid(
+        self,
+        path: str,
+        inputs: Mapping[str, Any] | None = None,
+        n: int = 64,
+        generator: Generator | None = None,
+        reference: Any = None,
+        nrow: int | None = None,
+    ) -> str:
+        """Save samples of ``inputs`` (default: ``n`` fresh latents) to a PNG: an image grid,
+        or for 2-D points a scatter plot over ``reference`` points. Returns the path."""
+        if inputs is None:
+            inputs = self.latent(n, generator or Generator(0))
+        return save_samples(self.generate_batched(inputs), path, reference, nrow)
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -222,17 +222,24 @@ def _conv_weight_grad(
     x: Any, gy: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, groups: int
 ) -> Any:
     """dL/dW of y = conv2d(x, W) given gy = dL/dy: Σ_n,oh,ow gy ⊗ cols, one GEMM per group
-    over the whole batch, dW_gᵀ = cols_g (C/g·KH·KW, N·OH·OW) @ gy_gᵀ (N·OH·OW, OC/g).
-    (Computed as dWᵀ: OpenBLAS splits this long-K product badly over threads the other way
-    round, up to 6× slower here.)"""
+    over the whole batch, gy_g (OC/g, N·OH·OW) @ cols_gᵀ (N·OH·OW, C/g·KH·KW).
+
+    This product is small and its inner dimension long. OpenBLAS splits such a product over
+    its threads well only when the result has at least as many rows as columns (the other
+    way round it ran 6× to 90× slower here on a busy machine), so the larger of OC/g and
+    C/g·KH·KW is made the row count: dWᵀ = cols_g @ gy_gᵀ when the columns are taller.
+    """
     xp = get_array_module(x)
     C = x.shape[1]
     OC = gy.shape[1]
     cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:], batch_first=False)
     cols = cols.reshape(groups, -1, cols.shape[3] * cols.shape[4] * cols.shape[5])
     gy = _batch_last(gy).reshape(groups, OC // groups, -1)
-    grad_t = xp.matmul(cols, gy.transpose(0, 2, 1))  # (groups, C/g·KH·KW, OC/g)
-    return xp.ascontiguousarray(grad_t.transpose(0, 2, 1)).reshape(OC, C // groups, *kernel)
+    if gy.shape[1] >= cols.shape[1]:
+        grad = xp.matmul(gy, cols.transpose(0, 2, 1))
+    else:
+        grad = xp.ascontiguousarray(xp.matmul(cols, gy.transpose(0, 2, 1)).transpose(0, 2, 1))
+    return grad.reshape(OC, C // groups, *kernel)
 
 
 # ---------------------------------------------------------------- differentiable ops

@@ -7,9 +7,11 @@ Shapes (PyTorch's layouts):
                       OH = (H − 1)·SH − 2·PH + DH·(KH − 1) + output_padding + 1
 
 im2col unfolds every receptive field into a column, cols[n, c, kh, kw, oh, ow] =
-x_padded[n, c, oh·SH + kh·DH, ow·SW + kw·DW]; a convolution is then one matrix product per
-group, W (OC, C·KH·KW) @ cols (C·KH·KW, OH·OW). col2im is im2col's adjoint: it adds every
-column entry back onto the pixel it came from.
+x_padded[n, c, oh·SH + kh·DH, ow·SW + kw·DW] (layout (N, C, KH, KW, OH, OW), shared with
+kernels/im2col.cu); a convolution is then a matrix product per group, W (OC, C·KH·KW) @ cols
+(C·KH·KW, OH·OW). col2im is im2col's adjoint: it adds every column entry back onto the pixel
+it came from. The conv ops ask for the columns with the batch axis moved inside,
+(C, KH, KW, N, OH, OW), so that each product is ONE GEMM per group over the whole batch.
 
 The three ops close over differentiation (Dumoulin & Visin 2016, "A guide to convolution
 arithmetic"): conv2d's input gradient is conv_transpose2d with the same weight and vice
@@ -55,6 +57,20 @@ def conv_transpose_output_size(
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
+def _geometry(op: str, stride: Any, padding: Any, dilation: Any) -> dict[str, Pair]:
+    return dict(
+        stride=_pair(stride, "stride", op, 1),
+        padding=_pair(padding, "padding", op, 0),
+        dilation=_pair(dilation, "dilation", op, 1),
+    )
+
+
+def _windows(size: Any, kernel: Any, stride: Pair, padding: Pair, dilation: Pair) -> Pair:
+    """Number of window positions (OH, OW) along H and W."""
+    oh, ow = (conv_output_size(*args) for args in zip(size, kernel, stride, padding, dilation))
+    return oh, ow
+
+
 def _check_4d(op: str, x: Tensor, weight: Tensor) -> None:
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be (N, C, H, W), got shape {x.shape}")
@@ -79,7 +95,7 @@ def im2col_array(
     One strided view of the zero-padded input (no copy) and one copy. ``out_size`` defaults
     to the conv output size; it may be smaller (a conv_transpose's gradient, whose rows past
     its input size are cut). ``batch_first=False`` gives (C, KH, KW, N, OH, OW) instead, the
-    layout of the weight gradient's GEMM.
+    layout of the one-GEMM-per-group products.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
@@ -87,8 +103,8 @@ def im2col_array(
     if out_size is None:
         out_size = conv_output_size(H, KH, SH, PH, DH), conv_output_size(W, KW, SW, PW, DW)
     OH, OW = out_size
-    # CUDA: kernels/im2col.cu's im2col_kernel (same layout, padding done in the kernel) takes
-    # over here once tinygan/backend/cuda_kernels.py wires it; until then CuPy runs this path.
+    # CUDA: cuda_kernels.im2col_gpu (kernels/im2col.cu: batch-first layout, padding done in
+    # the kernel) takes over here once wired; until then CuPy runs this strided-view path.
     if PH or PW:
         padded = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
         padded[:, :, PH : PH + H, PW : PW + W] = x
@@ -124,7 +140,7 @@ def col2im_array(
     N, C, KH, KW, OH, CW = cols.shape
     OW = CW if width is None else width
     (H, W), (SH, SW), (PH, PW), (DH, DW) = size, stride, padding, dilation
-    # CUDA: kernels/im2col.cu's col2im_kernel plugs in here (see im2col_array).
+    # CUDA: cuda_kernels.col2im_gpu (batch-first cols) plugs in here (see im2col_array).
     if CW < OW + (KW - 1) * DW // SW:  # rows too narrow to fold flat: strided adds
         out = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
         for i in range(KH):
@@ -350,14 +366,12 @@ def conv2d(
     """
     op = "conv2d"
     _check_4d(op, x, weight)
-    N, C, H, W = x.shape
-    OC, Cg, KH, KW = weight.shape
-    stride = _pair(stride, "stride", op, 1)
-    dilation = _pair(dilation, "dilation", op, 1)
+    C, OC, (Cg, KH, KW) = x.shape[1], weight.shape[0], weight.shape[1:]
     if isinstance(padding, str):
-        padding = _same_padding(op, (KH, KW), stride, dilation, padding)
-    padding = _pair(padding, "padding", op, 0)
-    _check_groups(op, C, OC, groups, f"input channels {C}", f"output channels {OC}")
+        s, d = _pair(stride, "stride", op, 1), _pair(dilation, "dilation", op, 1)
+        padding = _same_padding(op, (KH, KW), s, d, padding)
+    params = _geometry(op, stride, padding, dilation)
+    _check_groups(op, C, OC, groups)
     if Cg * groups != C:
         raise ValueError(
             f"{op}: weight {weight.shape} expects {Cg * groups} input channels "
@@ -365,25 +379,9 @@ def conv2d(
         )
     if bias is not None and bias.shape != (OC,):
         raise ValueError(f"{op}: bias {bias.shape} does not match {OC} output channels")
-    out = tuple(
-        conv_output_size(s, k, st, p, d)
-        for s, k, st, p, d in zip((H, W), (KH, KW), stride, padding, dilation)
-    )
-    if min(out) <= 0:
-        raise ValueError(
-            f"{op}: output size {out} is not positive for input {x.shape}, kernel {(KH, KW)}, "
-            f"stride {stride}, padding {padding}, dilation {dilation}"
-        )
-    return Conv2d.apply(
-        x,
-        weight,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        out_size=out,
-    )
+    out = _windows(x.shape[2:], (KH, KW), **params)
+    _check_positive(op, out, x, (KH, KW), params)
+    return Conv2d.apply(x, weight, bias, out_size=out, groups=groups, **params)
 
 
 def conv_transpose2d(
@@ -408,52 +406,46 @@ def conv_transpose2d(
     """
     op = "conv_transpose2d"
     _check_4d(op, x, weight)
-    N, C, H, W = x.shape
-    Cw, OCg, KH, KW = weight.shape
-    stride = _pair(stride, "stride", op, 1)
-    dilation = _pair(dilation, "dilation", op, 1)
-    padding = _pair(padding, "padding", op, 0)
+    C, (Cw, OCg, KH, KW) = x.shape[1], weight.shape
+    params = _geometry(op, stride, padding, dilation)
     output_padding = _pair(output_padding, "output_padding", op, 0)
     OC = OCg * groups
-    _check_groups(op, C, OC, groups, f"input channels {C}", f"output channels {OC}")
+    _check_groups(op, C, OC, groups)
     if Cw != C:
         raise ValueError(
             f"{op}: weight {weight.shape} expects {Cw} input channels, input {x.shape} has {C}"
         )
-    for o, s, d in zip(output_padding, stride, dilation):
-        if o >= s and o >= d:
-            raise ValueError(
-                f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
-                f"or dilation {dilation}"
-            )
+    steps, dilations = params["stride"], params["dilation"]
+    if any(o >= s and o >= d for o, s, d in zip(output_padding, steps, dilations)):
+        raise ValueError(
+            f"{op}: output_padding {output_padding} must be smaller than stride {steps} "
+            f"or dilation {dilations}"
+        )
     if bias is not None and bias.shape != (OC,):
         raise ValueError(f"{op}: bias {bias.shape} does not match {OC} output channels")
     out = tuple(
-        conv_transpose_output_size(s, k, st, p, d, o)
-        for s, k, st, p, d, o in zip((H, W), (KH, KW), stride, padding, dilation, output_padding)
+        conv_transpose_output_size(*args)
+        for args in zip(x.shape[2:], (KH, KW), *params.values(), output_padding)
     )
+    _check_positive(op, out, x, (KH, KW), params)
+    return ConvTranspose2d.apply(x, weight, bias, out_size=out, groups=groups, **params)
+
+
+def _check_positive(op: str, out: tuple, x: Tensor, kernel: Pair, params: dict) -> None:
     if min(out) <= 0:
         raise ValueError(
-            f"{op}: output size {out} is not positive for input {x.shape}, kernel {(KH, KW)}, "
-            f"stride {stride}, padding {padding}, dilation {dilation}"
+            f"{op}: output size {out} is not positive for input {x.shape}, kernel {kernel}, "
+            + ", ".join(f"{k} {v}" for k, v in params.items())
         )
-    return ConvTranspose2d.apply(
-        x,
-        weight,
-        bias,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        out_size=out,
-    )
 
 
-def _check_groups(op: str, C: int, OC: int, groups: int, what_in: str, what_out: str) -> None:
+def _check_groups(op: str, C: int, OC: int, groups: int) -> None:
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     if C % groups or OC % groups:
-        raise ValueError(f"{op}: groups={groups} must divide {what_in} and {what_out}")
+        raise ValueError(
+            f"{op}: groups={groups} must divide input channels {C} and output channels {OC}"
+        )
 
 
 # ---------------------------------------------------------------- im2col / col2im as ops
@@ -479,20 +471,6 @@ class Col2Im(Function):
 
     def backward(self, grad: Tensor) -> Tensor:
         return Im2Col.apply(grad, kernel=self.kernel, out_size=self.out_size, **self.params)
-
-
-def _geometry(op: str, stride: Any, padding: Any, dilation: Any) -> dict[str, Pair]:
-    return dict(
-        stride=_pair(stride, "stride", op, 1),
-        padding=_pair(padding, "padding", op, 0),
-        dilation=_pair(dilation, "dilation", op, 1),
-    )
-
-
-def _windows(size: Any, kernel: Any, stride: Pair, padding: Pair, dilation: Pair) -> Pair:
-    """Number of window positions (OH, OW) along H and W."""
-    oh, ow = (conv_output_size(*args) for args in zip(size, kernel, stride, padding, dilation))
-    return oh, ow
 
 
 def im2col(

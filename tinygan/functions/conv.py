@@ -132,7 +132,7 @@ def col2im_array(
     zero-padded rows (CW > OW, columns past OW are zero; see ``_col_width``). With
     CW ≥ OW + (KW−1)·DW // SW every tap's rows land in one contiguous run of a per-phase
     buffer, so the fold is KH·KW long contiguous adds instead of KH·KW short strided ones
-    (about 2× faster here), then one strided copy per stride phase.
+    (1.1–1.3× faster on the DCGAN layers), then one strided copy per stride phase.
     """
     xp = get_array_module(cols)
     if not batch_first:

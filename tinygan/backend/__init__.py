@@ -7,6 +7,9 @@ imports and runs fully without it.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -75,3 +78,41 @@ def to_device(array: Any, device: str) -> Any:
 
 def array_module_for(device: str) -> ModuleType:
     return cupy() if check_device(device) == "cuda" else np
+
+
+# ---------------------------------------------------------------- the hand-written kernels
+
+
+class _KernelMode:
+    # TINYGAN_HOST_KERNELS=1 runs every op's kernel branch on the CPU (run_kernels_on_host).
+    on_host = os.environ.get("TINYGAN_HOST_KERNELS") == "1"
+
+
+@contextlib.contextmanager
+def run_kernels_on_host(enabled: bool = True) -> Iterator[None]:
+    """Inside this block, ops on float32 CPU arrays take their GPU branch, running the CUDA
+    kernels of ``kernels/`` on the CPU through the host shim (slow; for tests). CI uses it to
+    execute the ops' kernel code paths, launch geometry included, without a GPU."""
+    previous = _KernelMode.on_host
+    _KernelMode.on_host = enabled
+    try:
+        yield
+    finally:
+        _KernelMode.on_host = previous
+
+
+def kernel_runner(array: Any) -> Any:
+    """Where an op should run tinygan's CUDA kernels on ``array``: the CuPy runner for a
+    float32 GPU array, the host-shim runner for a float32 CPU array inside
+    :func:`run_kernels_on_host`, or None (use the array code: NumPy, or CuPy for float64)."""
+    if array.dtype != np.float32:
+        return None
+    if is_cuda_array(array):
+        from tinygan.backend.cuda_kernels import GPU
+
+        return GPU
+    if _KernelMode.on_host:
+        from tinygan.backend.host_kernels import HOST
+
+        return HOST
+    return None

@@ -9,42 +9,67 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinygan.autograd import Function, Tensor
+from tinygan.autograd import Function, Tensor, is_grad_enabled
+from tinygan.backend import cuda_kernels, kernel_runner
 from tinygan.functions.math import exp, where
 from tinygan.functions.reduce import normalise_axes
 from tinygan.functions.shape import reshape
 
 
-def _positive_mask(out: Tensor) -> Any:
-    return (out.data > 0).astype(out.dtype)
+class _OutputActivation(Function):
+    """An activation whose derivative is a function of its output y. For float32 arrays with
+    a kernel runner (a GPU, or the host shim in tests) forward and first-order backward run
+    the fused kernels of kernels/bias_act.cu; otherwise ``compute`` and ``derivative``."""
 
+    act = ""
 
-class ReLU(Function):
-    """max(x, 0)."""
-
-    def forward(self, x: Any) -> Any:
-        out = self.xp.maximum(x, 0)
+    def forward(self, x: Any, slope: float = 0.0) -> Any:
+        self.slope = slope
+        self.runner = kernel_runner(x) if x.ndim >= 2 and slope >= 0 else None
+        if self.runner is not None:
+            out = cuda_kernels.bias_act_gpu(x, None, self.act, slope, self.runner)
+        else:
+            out = self.compute(x)
         self.save_for_backward(out)
         return out
 
     def backward(self, grad: Tensor) -> Tensor:
         (out,) = self.saved_tensors
-        return grad * Tensor._wrap(_positive_mask(out))
+        if self.runner is not None and grad.dtype == out.dtype and not is_grad_enabled():
+            backward = cuda_kernels.bias_act_backward_gpu
+            return Tensor._wrap(backward(grad.data, out.data, self.act, self.slope, self.runner))
+        return self.derivative(grad, out)
+
+    def compute(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def derivative(self, grad: Tensor, out: Tensor) -> Tensor:
+        raise NotImplementedError
 
 
-class LeakyReLU(Function):
+class ReLU(_OutputActivation):
+    """max(x, 0); derivative [y > 0]."""
+
+    act = "relu"
+
+    def compute(self, x: Any) -> Any:
+        return self.xp.maximum(x, 0)
+
+    def derivative(self, grad: Tensor, out: Tensor) -> Tensor:
+        return grad * Tensor._wrap((out.data > 0).astype(out.dtype))
+
+
+class LeakyReLU(_OutputActivation):
     """x for x > 0, slope·x otherwise (Maas et al. 2013; DCGAN's D uses slope 0.2)."""
 
-    def forward(self, x: Any, slope: float) -> Any:
-        self.slope = slope
-        out = self.xp.where(x > 0, x, x * x.dtype.type(slope))
-        self.save_for_backward(out)
-        return out
+    act = "leaky_relu"
 
-    def backward(self, grad: Tensor) -> Tensor:
-        (out,) = self.saved_tensors
-        factor = self.xp.where(out.data > 0, out.dtype.type(1), out.dtype.type(self.slope))
-        return grad * Tensor._wrap(factor)
+    def compute(self, x: Any) -> Any:
+        return self.xp.where(x > 0, x, x * x.dtype.type(self.slope))
+
+    def derivative(self, grad: Tensor, out: Tensor) -> Tensor:
+        one, slope = out.dtype.type(1), out.dtype.type(self.slope)
+        return grad * Tensor._wrap(self.xp.where(out.data > 0, one, slope))
 
 
 class ELU(Function):
@@ -62,27 +87,28 @@ class ELU(Function):
         return where(out.data > 0, grad, grad * (out + self.alpha))
 
 
-class Sigmoid(Function):
-    """σ(x) = 1 / (1 + e⁻ˣ), computed as (1 + tanh(x/2)) / 2 so it never overflows."""
+class Sigmoid(_OutputActivation):
+    """σ(x) = 1 / (1 + e⁻ˣ), computed as (1 + tanh(x/2)) / 2 so it never overflows;
+    derivative y(1 − y)."""
 
-    def forward(self, x: Any) -> Any:
-        out = 0.5 * (1 + self.xp.tanh(0.5 * x))
-        self.save_for_backward(out)
-        return out
+    act = "sigmoid"
 
-    def backward(self, grad: Tensor) -> Tensor:
-        (out,) = self.saved_tensors
+    def compute(self, x: Any) -> Any:
+        return 0.5 * (1 + self.xp.tanh(0.5 * x))
+
+    def derivative(self, grad: Tensor, out: Tensor) -> Tensor:
         return grad * (out * (1 - out))
 
 
-class Tanh(Function):
-    def forward(self, x: Any) -> Any:
-        out = self.xp.tanh(x)
-        self.save_for_backward(out)
-        return out
+class Tanh(_OutputActivation):
+    """tanh(x); derivative 1 − y²."""
 
-    def backward(self, grad: Tensor) -> Tensor:
-        (out,) = self.saved_tensors
+    act = "tanh"
+
+    def compute(self, x: Any) -> Any:
+        return self.xp.tanh(x)
+
+    def derivative(self, grad: Tensor, out: Tensor) -> Tensor:
         return grad * (1 - out * out)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function, Tensor
-from tinygan.backend import get_array_module
+from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
 
 Pair = tuple[int, int]
 IntOrPair = int | tuple[int, int] | list[int]
@@ -103,8 +103,11 @@ def im2col_array(
     if out_size is None:
         out_size = conv_output_size(H, KH, SH, PH, DH), conv_output_size(W, KW, SW, PW, DW)
     OH, OW = out_size
-    # CUDA: cuda_kernels.im2col_gpu (kernels/im2col.cu: batch-first layout, padding done in
-    # the kernel) takes over here once wired; until then CuPy runs this strided-view path.
+    runner = kernel_runner(x)
+    if runner is not None:  # kernels/im2col.cu: batch-first columns, padding in the kernel
+        cols = cuda_kernels.im2col_gpu(x, KH, KW, stride, padding, dilation, runner)
+        cols = cols[:, :, :, :, :OH, :OW]
+        return xp.ascontiguousarray(cols if batch_first else cols.transpose(1, 2, 3, 0, 4, 5))
     if PH or PW:
         padded = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
         padded[:, :, PH : PH + H, PW : PW + W] = x
@@ -140,7 +143,9 @@ def col2im_array(
     N, C, KH, KW, OH, CW = cols.shape
     OW = CW if width is None else width
     (H, W), (SH, SW), (PH, PW), (DH, DW) = size, stride, padding, dilation
-    # CUDA: cuda_kernels.col2im_gpu (batch-first cols) plugs in here (see im2col_array).
+    runner = kernel_runner(cols)
+    if runner is not None:  # kernels/im2col.cu's col2im_kernel: one thread per pixel, a gather
+        return cuda_kernels.col2im_gpu(cols[..., :OW], size, stride, padding, dilation, runner)
     if CW < OW + (KW - 1) * DW // SW:  # rows too narrow to fold flat: strided adds
         out = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
         for i in range(KH):

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
+from tinygan.backend import cuda_kernels, kernel_runner
 from tinygan.functions.math import sqrt
 from tinygan.functions.reduce import mean, var
 from tinygan.functions.shape import broadcast_to, concat, reshape, sum_to
@@ -41,26 +42,50 @@ class _Normalize(Function):
         axes: tuple[int, ...],
         eps: float,
         running: tuple | None = None,
+        kind: str | None = None,
     ) -> Any:
-        xp = self.xp
-        mu = x.mean(axis=axes, keepdims=True)
-        centred = x - mu
-        variance = xp.square(centred).mean(axis=axes, keepdims=True)
-        self.mean, self.invstd = mu, 1.0 / xp.sqrt(variance + eps)
         self.axes, self.eps, self.b_shape = axes, eps, None if b is None else b.shape
-        if running is not None:
-            count = x.size // mu.size
-            _update_running(running, mu, variance * (count / (count - 1)))
         self.save_for_backward(x, *(() if w is None else (w,)))
-        scale = self.invstd if w is None else self.invstd * w
-        centred *= scale
+        # batch and instance norm of float32 run kernels/{batch,instance}_norm.cu when they can
+        self.runner = None if kind is None else kernel_runner(x)
+        if self.runner is not None:
+            y, variance = self._forward_kernels(x, w, b, kind)
+        else:
+            y, variance = self._forward_arrays(x, w, b)
+        if running is not None:
+            count = x.size // self.mean.size
+            _update_running(running, self.mean, variance * (count / (count - 1)))
+        return y
+
+    def _forward_arrays(self, x: Any, w: Any, b: Any) -> tuple[Any, Any]:
+        mu = x.mean(axis=self.axes, keepdims=True)
+        centred = x - mu
+        variance = self.xp.square(centred).mean(axis=self.axes, keepdims=True)
+        self.mean, self.invstd = mu, 1.0 / self.xp.sqrt(variance + self.eps)
+        centred *= self.invstd if w is None else self.invstd * w
         if b is not None:
             centred += b
-        return centred
+        return centred, variance
+
+    def _forward_kernels(self, x: Any, w: Any, b: Any, kind: str) -> tuple[Any, Any]:
+        w, b = (None if p is None else p.reshape(-1) for p in (w, b))
+        if kind == "batch":
+            mu, variance, invstd = cuda_kernels.batch_norm_stats_gpu(x, self.eps, self.runner)
+            y = cuda_kernels.batch_norm_forward_gpu(x, mu, invstd, w, b, self.runner)
+            kept = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        else:
+            y, mu, invstd = cuda_kernels.instance_norm_forward_gpu(x, w, b, self.eps, self.runner)
+            variance = 1.0 / (invstd * invstd) - self.eps
+            kept = x.shape[:2] + (1,) * (x.ndim - 2)
+        self.kind, self.flat_stats = kind, (mu, invstd)
+        self.mean, self.invstd = mu.reshape(kept), invstd.reshape(kept)
+        return y, variance.reshape(kept)
 
     def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, *w = self.saved_tensors
         w = w[0] if w else None
+        if self.runner is not None and grad.dtype == x.dtype and not is_grad_enabled():
+            return self._backward_kernels(grad, x, w)
         need_x, need_w, need_b = self.needs_input_grad
         axes = self.axes
         if is_grad_enabled():  # create_graph: the statistics as differentiable functions of x
@@ -78,6 +103,24 @@ class _Normalize(Function):
         if need_b:
             gb = sum_to(grad, self.b_shape)
         return gx, gw, gb
+
+    def _backward_kernels(self, grad: Tensor, x: Tensor, w: Tensor | None) -> tuple:
+        """The same gradients from the fused CUDA backward (first order only)."""
+        mu, invstd = self.flat_stats
+        flat_w = None if w is None else w.data.reshape(-1)
+        if self.kind == "batch":
+            backward = cuda_kernels.batch_norm_backward_gpu
+            dx, dw, db = backward(grad.data, x.data, mu, invstd, flat_w, self.runner)
+        else:
+            backward = cuda_kernels.instance_norm_backward_gpu
+            dx, dw, db = backward(grad.data, x.data, mu, invstd, flat_w, self.runner)
+            dw, db = dw.sum(axis=0), db.sum(axis=0)  # per-(n, c) sums -> per channel
+        need_x, need_w, need_b = self.needs_input_grad
+        return (
+            Tensor._wrap(dx) if need_x else None,
+            Tensor._wrap(dw.reshape(w.shape)) if need_w else None,
+            Tensor._wrap(db.reshape(self.b_shape)) if need_b else None,
+        )
 
 
 def _update_running(running: tuple, batch_mean: Any, batch_var: Any) -> None:
@@ -168,7 +211,9 @@ def batch_norm(
     running = (
         (running_mean, running_var, momentum) if training and running_mean is not None else None
     )
-    return _Normalize.apply(x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running)
+    return _Normalize.apply(
+        x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running, kind="batch"
+    )
 
 
 def instance_norm(
@@ -204,7 +249,9 @@ def instance_norm(
     if running_mean is not None and math.prod(x.shape[2:]) <= 1:
         raise ValueError(f"{op}: need more than one value per plane for running stats, {x.shape}")
     running = None if running_mean is None else (running_mean, running_var, momentum)
-    return _Normalize.apply(x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running)
+    return _Normalize.apply(
+        x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running, kind="instance"
+    )
 
 
 def layer_norm(

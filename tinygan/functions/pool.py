@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function, Tensor
-from tinygan.backend import get_array_module, to_device
+from tinygan.backend import cuda_kernels, get_array_module, kernel_runner, to_device
 from tinygan.functions.conv import IntOrPair, Pair, _pair, conv_output_size
 from tinygan.functions.reduce import mean
 from tinygan.functions.shape import reshape, transpose
@@ -54,6 +54,12 @@ def _window_sum(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> Any:
     return y
 
 
+def _block_kernel(x: Any, kernel: Pair, stride: Pair, padding: Pair) -> Any:
+    """The kernels/upsample_nearest.cu runner when the windows tile the image exactly
+    (kernel = stride, no padding), else None."""
+    return kernel_runner(x) if kernel == stride and padding == (0, 0) else None
+
+
 class _WindowSum(Function):
     """y[n, c, oh, ow] = Σ_{window} x_pad / divisor; ``divisor`` is a number or an (OH, OW)
     array. The backward spreads each gradient back over its window (_WindowSpread)."""
@@ -61,7 +67,12 @@ class _WindowSum(Function):
     def forward(self, x: Any, kernel: Pair, stride: Pair, padding: Pair, divisor: Any) -> Any:
         self.params = dict(kernel=kernel, stride=stride, padding=padding, divisor=divisor)
         self.size = x.shape[2:]
-        y = _window_sum(x, kernel, stride, padding)
+        runner = _block_kernel(x, kernel, stride, padding)
+        if runner is not None and x.shape[2] % kernel[0] == 0 and x.shape[3] % kernel[1] == 0:
+            # f×f block sums: nearest upsampling's backward (a gather)
+            y = cuda_kernels.upsample_nearest2d_backward_gpu(x, kernel, runner)
+        else:
+            y = _window_sum(x, kernel, stride, padding)
         y /= divisor
         return y
 
@@ -79,6 +90,9 @@ class _WindowSpread(Function):
         N, C, OH, OW = g.shape
         (H, W), (PH, PW) = size, padding
         g = g / divisor
+        runner = _block_kernel(g, kernel, stride, padding)
+        if runner is not None and (H, W) == (OH * kernel[0], OW * kernel[1]):
+            return cuda_kernels.upsample_nearest2d_gpu(g, kernel, runner)  # nearest upsampling
         out = self.xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
         for window in _taps(kernel, stride, (1, 1), (OH, OW)):
             out[window] += g

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function, Tensor
+from tinygan.backend import cuda_kernels, kernel_runner
 
 # ---------------------------------------------------------------- reshape / transpose
 
@@ -307,9 +308,22 @@ def _pad_width(pad_width: Any, ndim: int) -> tuple[tuple[int, int], ...]:
     return tuple((int(a), int(b)) for a, b in widths)
 
 
+def _reflect_2d_kernel(x: Any, widths: tuple, mode: str) -> tuple[Any, tuple] | None:
+    """(runner, (left, right, top, bottom)) when kernels/reflection_pad.cu can do this pad:
+    reflection of the last two axes only, float32; else None."""
+    runner = kernel_runner(x) if mode == "reflect" and x.ndim >= 2 else None
+    if runner is None or any(w != (0, 0) for w in widths[:-2]):
+        return None
+    (top, bottom), (left, right) = widths[-2:]
+    return runner, (left, right, top, bottom)
+
+
 class Pad(Function):
     def forward(self, x: Any, widths: tuple, mode: str, value: float) -> Any:
         self.widths, self.mode = widths, mode
+        kernel = _reflect_2d_kernel(x, widths, mode)
+        if kernel is not None:
+            return cuda_kernels.reflection_pad2d_gpu(x, kernel[1], kernel[0])
         if mode == "constant":
             return self.xp.pad(x, widths, mode="constant", constant_values=value)
         return self.xp.pad(x, widths, mode="reflect" if mode == "reflect" else "edge")
@@ -323,6 +337,9 @@ class PadAdjoint(Function):
 
     def forward(self, g: Any, widths: tuple, mode: str) -> Any:
         self.widths, self.mode = widths, mode
+        kernel = _reflect_2d_kernel(g, widths, mode)
+        if kernel is not None:  # a gather: each pixel sums the positions that mirror onto it
+            return cuda_kernels.reflection_pad2d_backward_gpu(g, kernel[1], kernel[0])
         for axis, (before, after) in enumerate(widths):
             if before == 0 and after == 0:
                 continue

@@ -101,7 +101,7 @@ def layer_cases(batch: int = 64) -> dict[str, tuple[dict[str, Setup], float]]:
         zip(models.DCGAN_G_LAYERS, models.DCGAN_G_SIZES)
     ):
         out = size * 2 if stride == 2 else 4
-        flops = 2 * cin * cout * 16 * out * out * batch
+        flops = 2 * cin * cout * 16 * size * size * batch  # MACs per input pixel
         for backward in (False, True):
             name = f"G{i + 1} convT {cin}->{cout} {size}->{out}" + (
                 " fwd+bwd" if backward else " fwd"

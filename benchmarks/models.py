@@ -29,23 +29,15 @@ DCGAN_D_SIZES = [64, 32, 16, 8, 4]
 
 
 def dcgan_flops(batch: int) -> float:
-    """Multiply-adds × 2 of one DCGAN step's convolutions: G forward once for D's step and
-    reused for G's, D forward on real and fake, D forward again on fake for G; each backward
-    costs about twice its forward (input and weight gradients)."""
-
-    def conv_flops(cin, cout, out_hw):  # 4×4 kernels
-        return 2 * cin * cout * 16 * out_hw * out_hw * batch
-
-    g = sum(
-        conv_flops(cin, cout, s * 2 if st == 2 else 4)
-        for (cin, cout, st, _), s in zip(DCGAN_G_LAYERS, DCGAN_G_SIZES)
-    )
-    d = sum(
-        conv_flops(cin, cout, s // 2 if st == 2 else 1)
-        for (cin, cout, st, _), s in zip(DCGAN_D_LAYERS, DCGAN_D_SIZES)
-    )
-    # G: 1 forward + 1 backward (×2); D: 3 forwards + 3 backwards (real, fake for D; fake for G)
-    return g * (1 + 2) + d * 3 * (1 + 2)
+    """2 × multiply-adds of one DCGAN step's convolutions (4×4 kernels). A convolution does
+    C_in·C_out·16 MACs per *output* pixel, a transposed convolution per *input* pixel. Per
+    step: G forward + backward (input and weight gradients, ≈ 2× forward); D forward and
+    backward three times (real and fake for D's update, fake again for G's). ≈ 160 GFLOP at
+    batch 64, as BENCHMARKS.md says."""
+    g = sum(cin * cout * 16 * s * s for (cin, cout, _, _), s in zip(DCGAN_G_LAYERS, DCGAN_G_SIZES))
+    d_out = [s // 2 if st == 2 else 1 for (_, _, st, _), s in zip(DCGAN_D_LAYERS, DCGAN_D_SIZES)]
+    d = sum(cin * cout * 16 * o * o for (cin, cout, _, _), o in zip(DCGAN_D_LAYERS, d_out))
+    return 2 * batch * (3 * g + 3 * 3 * d)
 
 
 def tinygan_dcgan(nn: Any) -> tuple[Any, Any]:

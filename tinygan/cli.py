@@ -7,6 +7,7 @@
     tinygan sample --checkpoint C --n 64 --out grid.png
     tinygan interpolate --checkpoint C              linear and spherical latent walks
     tinygan eval --checkpoint C                     sample-quality metrics -> JSON
+    tinygan translate --checkpoint C --input DIR --out DIR   pix2pix/cyclegan on image files
 
 ``C`` is a checkpoint file or a run directory (its newest checkpoint is used).
 """
@@ -27,7 +28,7 @@ import tinygan
 from tinygan.backend import to_device
 from tinygan.checkpoint import CheckpointError
 from tinygan.gans import registry
-from tinygan.gans.datasets import build_dataset, describe_specs, reference_dataset
+from tinygan.gans.datasets import reference_dataset
 from tinygan.gans.loop import DataInfo, Loop
 from tinygan.gans.trainer import NonFiniteError, Trainer, load_run
 from tinygan.imageio import atomic_write, save_image_grid
@@ -140,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device, seed = config["device"], int(config["seed"])
     _check_device(device)
     tinygan.manual_seed(seed)
-    dataset, info = build_dataset(config["data"], config["image_size"], config["channels"], seed)
+    dataset, info = cls.build_dataset(config)
     from tinygan.data import DataLoader
 
     loader = DataLoader(
@@ -258,6 +259,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translate(args: argparse.Namespace) -> int:
+    from tinygan.gans.translation import translate
+
+    loop, state = restore_loop(args.checkpoint, args.device)
+    if not hasattr(loop, "translator"):
+        raise ValueError(f"translate: {state['path']}: a {state['model']} run, not image-to-image")
+    written = translate(loop, args.input, args.out, args.direction)
+    print(f"{args.out}: {len(written)} images translated by {state['model']} step {state['step']}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def _add_train_options(p: argparse.ArgumentParser, cls: type[Loop]) -> None:
     d = cls.defaults
@@ -266,7 +278,7 @@ def _add_train_options(p: argparse.ArgumentParser, cls: type[Loop]) -> None:
         "--data",
         default=d.get("data", "digits"),
         metavar="SPEC",
-        help=f"{describe_specs()} (default {d.get('data', 'digits')})",
+        help=f"{cls.describe_data()} (default {d.get('data', 'digits')})",
     )
     g.add_argument(
         "--device",
@@ -411,6 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON path (default RUN/eval_step_N.json beside the checkpoints)",
     )
     p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("translate", help="translate images with a pix2pix or cyclegan checkpoint")
+    _checkpoint_options(p)
+    p.add_argument("--input", required=True, metavar="DIR_OR_IMAGE", help="an image or a folder")
+    p.add_argument("--direction", choices=("AtoB", "BtoA"), default=None,
+                   help="cyclegan: G (AtoB, default) or F (BtoA); pix2pix: its own")  # fmt: skip
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for one PNG per input")
+    p.set_defaults(handler=cmd_translate)
     return parser
 
 

@@ -94,6 +94,21 @@ class Loop:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add this loop's own command-line options (``--ngf``, ``--g-loss``...)."""
 
+    @classmethod
+    def build_dataset(cls, config: Mapping[str, Any]) -> tuple[Any, DataInfo]:
+        """The training dataset of ``config["data"]`` and its DataInfo; image-to-image loops
+        override this (paired or unpaired data) and :meth:`describe_data` (the --data help)."""
+        from tinygan.gans.datasets import build_dataset
+
+        c = config
+        return build_dataset(c["data"], c["image_size"], c.get("channels"), int(c.get("seed", 0)))
+
+    @classmethod
+    def describe_data(cls) -> str:
+        from tinygan.gans.datasets import describe_specs
+
+        return describe_specs()
+
     def __init__(self, config: Mapping[str, Any], data: DataInfo, device: str = "cpu") -> None:
         if data.kind not in self.data_kinds:
             raise ValueError(

@@ -386,6 +386,22 @@ class TranslationLoop(Loop):
         of channels of its input images); a ValueError for a direction the loop cannot do."""
         raise NotImplementedError
 
+    def translate_images(
+        self, images: Any, direction: str | None = None, batch_size: int = 100
+    ) -> np.ndarray:
+        """Host images (N, C, H, W) in [-1, 1] -> their translations, in eval mode."""
+        G, channels = self.translator(direction)
+        if images.ndim != 4 or images.shape[1] != channels:
+            raise ValueError(
+                f"{self.name}: expected images (N, {channels}, H, W), got {images.shape}"
+            )
+        out = []
+        with self.evaluating():
+            for s in range(0, len(images), batch_size):
+                x = to_device(np.ascontiguousarray(images[s : s + batch_size]), self.device)
+                out.append(G(Tensor(x)).numpy())
+        return np.concatenate(out)
+
     def grid_columns(self, inputs: Mapping[str, Any]) -> list[Any]:
         """The image columns of a sample grid (arrays (N, C, H, W))."""
         raise NotImplementedError

@@ -197,9 +197,16 @@ class CycleGAN(TranslationLoop):
             p.load_state_dict(state["pools"][k], self.device)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As Loop's; the schedules then follow this run's ``steps`` (a resumed run may have
+        been given a new --steps: the decay spans the second half of the new total)."""
         if state.get("schedulers") and not self.schedulers:  # an --epochs run: built lazily
             self.make_schedulers(int(state["schedulers"]["G"]["total"]))
         super().load_state_dict(state)
+        total = int(self.config.get("steps") or 0)
+        for scheduler in self.schedulers.values() if total else ():
+            scheduler.total, scheduler.decay_start = total, total // 2
+            scheduler.last_epoch -= 1
+            scheduler.step()  # rewrite the rate of the current step under the new total
 
     # ------------------------------------------------------------ sampling
     def translator(self, direction: str | None) -> tuple[nn.Module, int]:

@@ -112,13 +112,16 @@ class UNetGenerator(nn.Module):
                                 nn.Tanh()))  # fmt: skip
         self.down, self.up = nn.ModuleList(down), nn.ModuleList(up)
 
-    def forward(self, x: Tensor) -> Tensor:
-        size = x.shape[-2:]
-        if x.ndim != 4 or size[0] % 2**self.depth or size[1] % 2**self.depth:
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """ValueError unless ``shape`` is (N, C, H, W) with H, W divisible by 2^depth."""
+        if len(shape) != 4 or shape[-2] % 2**self.depth or shape[-1] % 2**self.depth:
             raise ValueError(
-                f"UNetGenerator: input of shape {x.shape} needs H and W divisible by "
+                f"UNetGenerator: input of shape {tuple(shape)} needs H and W divisible by "
                 f"2^depth = {2**self.depth} ({self.depth} stride-2 down-samplings)"
             )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_shape(x.shape)
         skips = []
         for block in self.down:
             x = block(x)
@@ -181,11 +184,16 @@ class ResnetGenerator(nn.Module):
         self.up_norms = nn.ModuleList([nn.InstanceNorm2d(c // 2) for c in (4 * ngf, 2 * ngf)])
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh())
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or min(x.shape[-2:]) < self.min_size:
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """ValueError unless ``shape`` is (N, C, H, W) with H, W >= 5."""
+        if len(shape) != 4 or min(shape[-2:]) < self.min_size:
             raise ValueError(
-                f"ResnetGenerator: needs (N, C, H, W) with H, W >= {self.min_size}, got {x.shape}"
+                f"ResnetGenerator: needs (N, C, H, W) with H, W >= {self.min_size}, "
+                f"got {tuple(shape)}"
             )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_shape(x.shape)
         x = self.stem(x)
         sizes = []
         for block in self.down:
@@ -434,12 +442,24 @@ class TranslationLoop(Loop):
 
 
 # ---------------------------------------------------------------------------- translate
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) of an image file as it will be decoded (EXIF rotation applied),
+    from its header only."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size
+        rotated = img.getexif().get(0x0112) in (5, 6, 7, 8)  # orientation: a quarter turn
+    return (height, width) if rotated else (width, height)
+
+
 def translate(
     loop: TranslationLoop, source: str, out_dir: str, direction: str | None = None
 ) -> list[str]:
     """Translate the image file ``source``, or every image under the folder ``source``, with
     the generator of ``direction``; write one PNG per input under ``out_dir`` (same relative
-    path, extension .png) at the input's own size. Returns the written paths."""
+    path, extension .png) at the input's own size. Every size is checked against the
+    generator's strides before anything is written. Returns the written paths."""
     from tinygan.data import find_images
     from tinygan.imageio import load_image, save_image_grid
 
@@ -451,16 +471,16 @@ def translate(
         files, names = [source], [os.path.splitext(os.path.basename(source))[0] + ".png"]
     else:
         raise FileNotFoundError(f"translate: --input {source}: no such image file or folder")
+    for path in files:
+        width, height = image_size(path)
+        try:
+            G.check_shape((1, channels, height, width))
+        except ValueError as e:
+            raise ValueError(f"translate: {path} ({width} x {height} px): {e}") from None
     written = []
     with loop.evaluating():
         for path, name in zip(files, names):
-            x = load_image(path, channels)
-            try:
-                y = G(Tensor(to_device(x[None], loop.device)))
-            except ValueError as e:
-                raise ValueError(
-                    f"translate: {path} ({x.shape[1]} x {x.shape[2]} px): {e}"
-                ) from None
+            y = G(Tensor(to_device(load_image(path, channels)[None], loop.device)))
             out = os.path.join(out_dir, name)
             os.makedirs(os.path.dirname(out), exist_ok=True)
             written.append(save_image_grid(y.numpy(), out, nrow=1, padding=0))

@@ -18,7 +18,12 @@ Setup = Callable[[], Callable[[], object]]
 
 # ---------------------------------------------------------------- GAN steps
 def _tinygan_gan_step(
-    build: Callable, nz_shape: tuple, real_shape: tuple, lr: float, betas: tuple
+    build: Callable,
+    nz_shape: tuple,
+    real_shape: tuple,
+    lr: float,
+    betas: tuple,
+    device: str = "cpu",
 ) -> Callable:
     import tinygan as tg
     import tinygan.functions as F
@@ -29,12 +34,14 @@ def _tinygan_gan_step(
     if len(real_shape) == 4:
         nn.init.dcgan_init_(G)
         nn.init.dcgan_init_(D)
+    G.to(device)
+    D.to(device)
     opt_g = optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = optim.Adam(D.parameters(), lr=lr, betas=betas)
-    real = tg.randn(*real_shape)
+    real = tg.randn(*real_shape, device=device)
 
     def step() -> None:
-        fake = G(tg.randn(*nz_shape))
+        fake = G(tg.randn(*nz_shape, device=device))
         loss_d = F.bce_with_logits(D(real), 1.0) + F.bce_with_logits(D(fake.detach()), 0.0)
         opt_d.zero_grad()
         loss_d.backward()
@@ -48,19 +55,24 @@ def _tinygan_gan_step(
 
 
 def _torch_gan_step(
-    build: Callable, nz_shape: tuple, real_shape: tuple, lr: float, betas: tuple
+    build: Callable,
+    nz_shape: tuple,
+    real_shape: tuple,
+    lr: float,
+    betas: tuple,
+    device: str = "cpu",
 ) -> Callable:
     import torch
 
     torch.manual_seed(0)
-    G, D = build(torch)
+    G, D = (net.to(device) for net in build(torch))
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
-    real = torch.randn(*real_shape)
+    real = torch.randn(*real_shape, device=device)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
 
     def step() -> None:
-        fake = G(torch.randn(*nz_shape))
+        fake = G(torch.randn(*nz_shape, device=device))
         out_real, out_fake = D(real), D(fake.detach())
         loss_d = bce(out_real, torch.ones_like(out_real)) + bce(
             out_fake, torch.zeros_like(out_fake)
@@ -77,8 +89,8 @@ def _torch_gan_step(
     return step
 
 
-def dcgan_step(batch: int = 64) -> dict[str, Setup]:
-    args = ((batch, models.NZ, 1, 1), (batch, models.NC, 64, 64), 2e-4, (0.5, 0.999))
+def dcgan_step(batch: int = 64, device: str = "cpu") -> dict[str, Setup]:
+    args = ((batch, models.NZ, 1, 1), (batch, models.NC, 64, 64), 2e-4, (0.5, 0.999), device)
     return {
         "tinygan": lambda: _tinygan_gan_step(models.tinygan_dcgan, *args),
         "torch": lambda: _torch_gan_step(models.torch_dcgan, *args),

@@ -58,7 +58,14 @@ def unet_depth(image_size: int, depth: int | None = None, who: str = "pix2pix") 
         depth = 0
         while depth < 8 and image_size % 2 ** (depth + 1) == 0:
             depth += 1
-    if depth < 1 or image_size % 2**depth:
+        if depth == 0:
+            raise ValueError(
+                f"{who}: --image-size {image_size} is odd; the U-Net halves it at least once "
+                "(use a multiple of 2^depth, e.g. 32 or 256)"
+            )
+    if depth < 1:
+        raise ValueError(f"{who}: --depth must be >= 1, got {depth}")
+    if image_size % 2**depth:
         raise ValueError(
             f"{who}: --image-size {image_size} is not divisible by 2^depth = {2**depth} "
             f"(U-Net with --depth {depth}); use a multiple of {2**depth} or a smaller --depth"

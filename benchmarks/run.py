@@ -4,8 +4,8 @@
     python -m benchmarks.run dcgan_step --reps 5   # one group
     python -m benchmarks.run mlp_gan_step layers norms --peers
 
-Groups: dcgan_step, mlp_gan_step, layers, norms. ``--peers`` adds the from-scratch peers
-that are installed (see peers.py); a missing peer is reported, not crashed on.
+Groups: dcgan_step, mlp_gan_step, layers, norms, cyclegan_step. ``--peers`` adds the
+from-scratch peers that are installed (see peers.py); a missing peer is reported, not crashed on.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from benchmarks.harness import (
     write_results,
 )
 
-GROUPS = ("dcgan_step", "mlp_gan_step", "layers", "norms")
+GROUPS = ("dcgan_step", "mlp_gan_step", "layers", "norms", "cyclegan_step")
 
 
 def collect(group: str, peers: bool) -> dict[str, tuple[dict, float | None, float | None]]:
@@ -44,6 +44,10 @@ def collect(group: str, peers: bool) -> dict[str, tuple[dict, float | None, floa
         found = {k: (impls, flops, None) for k, (impls, flops) in case_defs.layer_cases(64).items()}
     elif group == "norms":
         found = {k: (impls, None, nbytes) for k, (impls, nbytes) in case_defs.norm_cases().items()}
+    elif group == "cyclegan_step":
+        from benchmarks.cyclegan_case import cyclegan_flops, cyclegan_step
+
+        found = {"CycleGAN step 128x128 batch 1": (cyclegan_step(), cyclegan_flops(), None)}
     else:
         raise SystemExit(f"unknown group {group!r}; choose from {GROUPS}")
     if peers:

@@ -63,6 +63,31 @@ def time_callable(
     return Timing(statistics.median(times), min(times), max(times), len(times))
 
 
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], warmup: int = 2, reps: int = 5, min_time: float = 0.0
+) -> dict[str, Timing]:
+    """``time_callable`` for several implementations at once, taking turns: every round times
+    each callable once, in a rotating order. On a shared machine the load drifts over seconds;
+    interleaving exposes every side to the same drift, so their ratio is far steadier than
+    when one side's repetitions all run before the other's."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < reps or time.perf_counter() - start < min_time * len(names):
+        for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {
+        name: Timing(statistics.median(ts), min(ts), max(ts), len(ts)) for name, ts in times.items()
+    }
+
+
 def set_threads(n: int) -> None:
     """Same thread count on every side: NumPy's BLAS (threadpoolctl) and PyTorch's pool."""
     from threadpoolctl import threadpool_limits
@@ -82,6 +107,18 @@ def gemm_rate(threads: int, n: int = 2048, reps: int = 5) -> float:
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     t = time_callable(lambda: a @ b, warmup=1, reps=reps)
+    return 2 * n**3 / t.median
+
+
+def torch_gemm_rate(threads: int, n: int = 2048, reps: int = 5) -> float | None:
+    """The same 2048³ float32 product through PyTorch's BLAS (None without PyTorch)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    t = time_callable(lambda: torch.mm(a, b), warmup=1, reps=reps)
     return 2 * n**3 / t.median
 
 

@@ -153,8 +153,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=device,
     )
     loop = cls(config, info, device)
-    if config.get("epochs") is not None:
+    if config.get("epochs") is not None:  # steps known only now: build the loop with them
         config["steps"] = max(1, config["epochs"] * len(loader) // loop.batches_per_step())
+        tinygan.manual_seed(seed)
+        loop = cls(config, info, device)
     trainer = Trainer(
         loop,
         loader,

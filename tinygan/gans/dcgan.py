@@ -15,7 +15,10 @@ the paper's architecture guidelines (section 3) and training details (section 4)
 
 Image sizes are ``b * 2^n`` with base ``b`` 4 or 7: 28 = 7*4, 32 = 4*8, 64 = 4*16 (and 16,
 56, 128...). Channels (``ngf``/``ndf`` at the largest map) double at each halving of the size:
-for 64x64, G is 8·ngf x 4 -> 4·ngf x 8 -> 2·ngf x 16 -> ngf x 32 -> C x 64, as in the paper.
+for 64x64, G is 8·ngf x 4 -> 4·ngf x 8 -> 2·ngf x 16 -> ngf x 32 -> C x 64, as in the paper
+(which has ngf = 128 for LSUN). The defaults here -- ngf = ndf = 16, batch 64, 1500 steps on
+the 32 x 32 digits -- are sized for a 2-core CPU: recognisable digits within a few minutes
+(measured in benchmarks/results/quality_dcgan_digits_*.md).
 """
 
 from __future__ import annotations
@@ -85,20 +88,20 @@ class DCGAN(GAN):
         parser.add_argument(
             "--ngf",
             type=int,
-            default=32,
-            help="G's channels at its largest feature map (default 32)",
+            default=16,
+            help="G's channels at its largest feature map (default 16)",
         )
         parser.add_argument(
             "--ndf",
             type=int,
-            default=32,
-            help="D's channels at its largest feature map (default 32)",
+            default=16,
+            help="D's channels at its largest feature map (default 16)",
         )
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         c, (channels, size, _) = self.config, self.data.shape
-        G = dcgan_generator(self.nz, int(c.get("ngf", 32)), channels, size)
-        D = dcgan_discriminator(int(c.get("ndf", 32)), channels, size)
+        G = dcgan_generator(self.nz, int(c.get("ngf", 16)), channels, size)
+        D = dcgan_discriminator(int(c.get("ndf", 16)), channels, size)
         return nn.init.dcgan_init_(G), nn.init.dcgan_init_(D)
 
     def forward_g(self, G: nn.Module, z: Tensor) -> Tensor:

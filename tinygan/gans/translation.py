@@ -351,8 +351,15 @@ class TranslationLoop(Loop):
 
     @classmethod
     def describe_data(cls) -> str:
-        layout = "trainA/trainB/testA/testB" if cls.layout == "unpaired" else "train/ (A|B)"
-        return f"default (embedded digits, no download) or a folder in the {layout} layout"
+        if cls.layout == "unpaired":
+            return (
+                "default (embedded: plain <-> coloured bold digits) or a folder with "
+                "trainA/, trainB/ (testA/, testB/)"
+            )
+        return (
+            "default (embedded: masked digit -> digit; default:blur, default:edges) or a "
+            "folder of A|B images in train/ (val/, test/)"
+        )
 
     @classmethod
     def build_dataset(cls, config: Mapping[str, Any], split: str = "train") -> tuple[Any, DataInfo]:
@@ -430,8 +437,9 @@ class TranslationLoop(Loop):
         reference: Any = None,
         nrow: int | None = None,
     ) -> str:
-        """A grid of tuples (see :meth:`grid_columns`), ``nrow`` tuples per row (default ~
-        sqrt(n / 3)); e.g. input | output | target for pix2pix."""
+        """A grid of tuples (see :meth:`grid_columns`), ``nrow`` tuples per row (default
+        ~ sqrt(2 n / k) for k images per tuple: a grid about twice as wide as high); e.g.
+        input | output | target for pix2pix."""
         if inputs is None:
             inputs = self.latent(n, generator or Generator(0))
         with self.evaluating():

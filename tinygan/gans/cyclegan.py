@@ -83,8 +83,15 @@ class CycleGAN(TranslationLoop):
             default=0.5,
             help="identity loss weight as a fraction of lambda (default 0.5; 0: off)",
         )
-        add("--ngf", type=int, default=16, help="G's channels after its stem (paper 64)")
-        add("--ndf", type=int, default=16, help="D's channels in its first layer (paper 64)")
+        add(
+            "--ngf", type=int, default=16, help="G's channels after its stem (default 16; paper 64)"
+        )
+        add(
+            "--ndf",
+            type=int,
+            default=16,
+            help="D's channels in its first layer (default 16; paper 64)",
+        )
         add(
             "--n-blocks",
             type=int,

@@ -92,8 +92,18 @@ class Pix2Pix(TranslationLoop):
             default="AtoB",
             help="AtoB: A is the input, B the target (default); BtoA the reverse",
         )
-        add("--ngf", type=int, default=32, help="G's channels at full resolution (paper 64)")
-        add("--ndf", type=int, default=32, help="D's channels in its first layer (paper 64)")
+        add(
+            "--ngf",
+            type=int,
+            default=32,
+            help="G's channels at full resolution (default 32; paper 64)",
+        )
+        add(
+            "--ndf",
+            type=int,
+            default=32,
+            help="D's channels in its first layer (default 32; paper 64)",
+        )
         add(
             "--depth",
             type=int,

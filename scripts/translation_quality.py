@@ -35,6 +35,7 @@ import time
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import tinygan
 from tinygan.cli import main as cli
@@ -164,9 +165,10 @@ def pix2pix(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- report
-def machine() -> dict[str, Any]:
+def machine(threads: int) -> dict[str, Any]:
     return {
         "cpu": platform.processor() or platform.machine(),
+        "blas_threads": threads,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -199,7 +201,7 @@ def report(model: str, result: dict[str, Any], args: argparse.Namespace) -> str:
     else:
         lines += [table(result["rows"]), ""]
     lines += ["## Acceptance", "", "```", json.dumps(result["acceptance"], indent=2), "```", ""]
-    lines += ["## Machine", "", "```", json.dumps(machine(), indent=2), "```", ""]
+    lines += ["## Machine", "", "```", json.dumps(machine(args.threads), indent=2), "```", ""]
     return "\n".join(lines)
 
 
@@ -211,7 +213,9 @@ def main() -> None:
     p.add_argument("--degradation", default="mask", help="pix2pix: mask, blur or edges")
     p.add_argument("--runs", default=os.path.join(ROOT, "runs", "quality"))
     p.add_argument("--write", action="store_true", help="write benchmarks/results/quality_*")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1, see below)")
     args = p.parse_args()
+    threadpool_limits(args.threads)
     args.steps = args.steps or STEPS[args.model]
     os.makedirs(args.runs, exist_ok=True)
     result = cyclegan(args) if args.model == "cyclegan" else pix2pix(args)
@@ -222,7 +226,7 @@ def main() -> None:
         with open(stem + ".md", "w") as f:
             f.write(text)
         with open(stem + ".json", "w") as f:
-            json.dump(result | {"machine": machine()}, f, indent=2)
+            json.dump(result | {"machine": machine(args.threads)}, f, indent=2)
         print(f"wrote {stem}.md")
 
 

@@ -28,7 +28,6 @@ import tinygan
 from tinygan.backend import to_device
 from tinygan.checkpoint import CheckpointError
 from tinygan.gans import registry
-from tinygan.gans.datasets import reference_dataset
 from tinygan.gans.loop import DataInfo, Loop
 from tinygan.gans.trainer import NonFiniteError, Trainer, load_run
 from tinygan.imageio import atomic_write, save_image_grid
@@ -187,7 +186,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     loop, state = restore_loop(args.checkpoint, args.device)
     reference = None
     if loop.data.kind == "points":
-        reference = reference_dataset(state["config"]["data"]).points[:2000]
+        reference = type(loop).build_dataset(state["config"], "test")[0].points[:2000]
     loop.sample_grid(
         args.out, n=args.n, generator=Generator(args.seed), reference=reference, nrow=args.nrow
     )
@@ -223,11 +222,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "n": args.n,
         "seed": args.seed,
     }
-    samples = loop.sample(args.n, Generator(args.seed))
-    if loop.data.kind == "points":
+    own = loop.evaluate(args.n, Generator(args.seed))
+    samples = loop.sample(args.n, Generator(args.seed)) if own is None else None
+    if own is not None:
+        result.update(own)
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in own.items() if isinstance(v, float))
+        print(f"{state['model']} step {state['step']}: {numbers}")
+    elif loop.data.kind == "points":
         from tinygan.metrics import toy_metrics
 
-        result.update(toy_metrics(samples, reference_dataset(cfg["data"])))
+        result.update(toy_metrics(samples, type(loop).build_dataset(cfg, "test")[0]))
         print(
             f"{state['model']} step {state['step']}: {result['modes_covered']}/"
             f"{result['num_modes']} modes covered, {result['high_quality']:.1%} high-quality "
@@ -237,7 +241,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from tinygan.metrics.classifier import image_metrics, load_classifier
 
         model = load_classifier()
-        real = reference_dataset(cfg["data"], cfg["image_size"], cfg.get("channels")).images
+        real = type(loop).build_dataset(cfg, "test")[0].images
         result.update(image_metrics(samples, real, model))
         result["classifier_test_accuracy"] = model.test_accuracy
         line = f"Frechet distance {result['frechet_distance']:.3f}"

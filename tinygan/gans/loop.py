@@ -95,19 +95,30 @@ class Loop:
         """Add this loop's own command-line options (``--ngf``, ``--g-loss``...)."""
 
     @classmethod
-    def build_dataset(cls, config: Mapping[str, Any]) -> tuple[Any, DataInfo]:
-        """The training dataset of ``config["data"]`` and its DataInfo; image-to-image loops
-        override this (paired or unpaired data) and :meth:`describe_data` (the --data help)."""
-        from tinygan.gans.datasets import build_dataset
-
-        c = config
-        return build_dataset(c["data"], c["image_size"], c.get("channels"), int(c.get("seed", 0)))
-
-    @classmethod
     def describe_data(cls) -> str:
+        """The help text of ``--data`` for this loop."""
         from tinygan.gans.datasets import describe_specs
 
         return describe_specs()
+
+    @classmethod
+    def build_dataset(cls, config: Mapping[str, Any], split: str = "train") -> tuple[Any, DataInfo]:
+        """The data named by ``config["data"]`` and its DataInfo: ``split="train"`` for
+        training, ``"test"`` for held-out real data to evaluate against. Image-to-image loops
+        override this (paired or unpaired data) and :meth:`describe_data` (the --data help)."""
+        from tinygan.gans.datasets import build_dataset, reference_dataset
+
+        spec, size = str(config.get("data")), int(config.get("image_size") or 32)
+        channels, seed = config.get("channels"), int(config.get("seed") or 0)
+        dataset, info = build_dataset(spec, size, channels, seed)
+        if split != "train":
+            dataset = reference_dataset(spec, size, channels)
+        return dataset, info
+
+    def evaluate(self, n: int, generator: Generator) -> dict[str, Any] | None:
+        """Loop-specific metrics for ``tinygan eval`` (None: the standard ones -- Fréchet
+        distance and class histogram for images, mode coverage for 2-D points)."""
+        return None
 
     def __init__(self, config: Mapping[str, Any], data: DataInfo, device: str = "cpu") -> None:
         if data.kind not in self.data_kinds:

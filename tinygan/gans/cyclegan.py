@@ -66,7 +66,7 @@ class CycleGAN(TranslationLoop):
     name = "cyclegan"
     summary = "CycleGAN (Zhu et al. 2017): ResNet G, F; PatchGANs; LSGAN + cycle + identity"
     layout = "unpaired"
-    defaults = {"data": "default", "lr": 2e-4, "batch_size": 4, "steps": 2000}
+    defaults = {"data": "default", "lr": 2e-4, "batch_size": 4, "steps": 1200}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

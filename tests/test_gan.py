@@ -87,6 +87,23 @@ def test_dcgan_rejects_sizes_it_cannot_build():
         DCGAN({}, DataInfo("points", (2,), 0, "ring"))
 
 
+def test_instance_noise_and_lr_decay_schedules():
+    info = DataInfo("points", (2,), 0, "ring")
+    loop = GAN({"instance_noise": 0.5, "lr_decay": 0.5, "steps": 100, "optimizer": "adam",
+                "lr": 1e-3}, info)  # fmt: skip
+    assert loop.noise_std() == 0.5
+    loop.step = 35
+    assert loop.noise_std() == pytest.approx(0.25)
+    loop.step = 70
+    assert loop.noise_std() == 0.0
+    lrs = []
+    for _ in range(100):
+        lrs.append(loop.learning_rates()["G"])
+        loop.end_step()
+    assert lrs[49] == 1e-3 and lrs[75] == pytest.approx(0.5e-3) and lrs[99] == pytest.approx(2e-5)
+    assert GAN({}, info).noise_std() == 0.0 and GAN({}, info).schedulers == {}
+
+
 def test_gan_on_flattened_images_and_sgd_by_default():
     tinygan.manual_seed(0)
     ds, info = build_dataset("digits", image_size=16)

@@ -77,7 +77,8 @@ class Gadget(Loop):
         self.k_t, self.pool = float(state["k_t"]), np.asarray(state["pool"])
 
 
-GAN_CFG = {"seed": 3, "hidden": 16, "layers": 2, "nz": 4, "optimizer": "adam", "lr": 1e-3}
+GAN_CFG = {"seed": 3, "hidden": 16, "layers": 2, "nz": 4, "optimizer": "adam", "lr": 1e-3,
+           "instance_noise": 0.3, "lr_decay": 0.25}  # fmt: skip
 DC_CFG = {"seed": 1, "ngf": 4, "ndf": 4, "nz": 8, "lr": 2e-4}
 
 
@@ -88,7 +89,7 @@ def make(kind, out, steps, **kw):
     else:
         cfg, (cls, spec, size, bs) = dict(GAN_CFG), (GAN, "ring", 32, 32)
         cls = Gadget if kind == "gadget" else cls
-    cfg.update(kw.pop("cfg", {}))
+    cfg.update(kw.pop("cfg", {}), steps=steps)
     tinygan.manual_seed(cfg["seed"])
     ds, info = build_dataset(spec, image_size=size, seed=cfg["seed"])
     loader = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True, seed=cfg["seed"] + 2)

@@ -101,7 +101,7 @@ class GAN(Loop):
     name = "gan"
     summary = "GAN (Goodfellow et al. 2014): MLP G and D, minimax or non-saturating G loss"
     data_kinds = ("points", "image")
-    defaults = {"data": "ring", "lr": 0.01, "batch_size": 256, "steps": 3000}
+    defaults = {"data": "ring", "lr": 0.01, "batch_size": 256, "steps": 8000}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -163,8 +163,8 @@ class GAN(Loop):
         parser.add_argument(
             "--hidden",
             type=int,
-            default=128,
-            help="units per hidden layer of G and D (default 128)",
+            default=64,
+            help="units per hidden layer of G and D (default 64)",
         )
         parser.add_argument(
             "--layers", type=int, default=3, help="hidden layers of G and of D (default 3)"
@@ -196,7 +196,7 @@ class GAN(Loop):
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         c, dim = self.config, int(np.prod(self.data.shape))
-        hidden, layers = int(c.get("hidden", 128)), int(c.get("layers", 3))
+        hidden, layers = int(c.get("hidden", 64)), int(c.get("layers", 3))
         out = nn.Tanh() if self.data.kind == "image" else None
         G = mlp([self.nz] + [hidden] * layers + [dim], nn.ReLU(), out)
         D = mlp(

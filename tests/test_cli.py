@@ -64,7 +64,7 @@ def test_sample_interpolate_eval(dc_run, tmp_path, capsys):
 def test_gan_on_ring_resume_matches_straight_run(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     common = [*TINY_GAN, "--checkpoint-every", 3, "--sample-every", 3, "--no-progress"]
-    assert run("train", "gan", *common, "--steps", 6, "--out", a) == 0
+    assert run("train", "gan", *common, "--steps", 6, "--out", a, "--threads", 1) == 0
     assert run("train", "gan", *common, "--steps", 3, "--out", b) == 0
     assert run("train", "gan", "--resume", "--steps", 6, "--out", b, "--no-progress") == 0
     strip = [{k: v for k, v in r.items() if k != "time_s"} for r in read_log(b / "log.jsonl")]

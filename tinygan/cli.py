@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -36,7 +37,7 @@ from tinygan.random import Generator
 __all__ = ["main", "build_parser", "interpolation", "restore_loop", "slerp"]
 
 # Settings that describe how a run is invoked rather than what it trains.
-_NOT_CONFIG = {"command", "resume", "progress", "handler"}
+_NOT_CONFIG = {"command", "resume", "progress", "handler", "threads"}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -45,6 +46,19 @@ def _check_device(device: str) -> None:
         from tinygan.backend import cupy
 
         cupy()  # raises one RuntimeError saying whether CuPy or a GPU is missing
+
+
+def _limit_threads(n: int | None) -> Any:
+    """A context limiting BLAS to ``n`` threads (threadpoolctl); a no-op for None."""
+    if n is None:
+        return contextlib.nullcontext()
+    if n < 1:
+        raise ValueError(f"--threads must be >= 1, got {n}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # installed with scikit-learn, a dependency; say so if it is missing
+        raise RuntimeError("--threads needs the threadpoolctl package") from None
+    return threadpool_limits(n)
 
 
 def restore_loop(path: str, device: str = "cpu") -> tuple[Loop, dict[str, Any]]:
@@ -354,6 +368,14 @@ def _add_train_options(p: argparse.ArgumentParser, cls: type[Loop]) -> None:
     g.add_argument("--num-samples", type=int, default=64, help="samples in each grid (default 64)")
     g.add_argument("--keep", type=int, default=2, help="checkpoints kept on disk (default 2)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads of NumPy's BLAS (default: its own choice, all cores); on a busy "
+        "machine --threads 1 can be several times faster",
+    )
     cls.add_arguments(p.add_argument_group(f"{cls.name} options"))  # type: ignore[arg-type]
 
 
@@ -371,6 +393,14 @@ def _checkpoint_options(p: argparse.ArgumentParser) -> None:
         help="device to run the generator on (default cpu)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads of NumPy's BLAS (default: its own choice, all cores); on a busy "
+        "machine --threads 1 can be several times faster",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -444,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with _limit_threads(getattr(args, "threads", None)):
+            return args.handler(args)
     except NonFiniteError as e:
         print(f"tinygan {args.command}: stopped: {e}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from tinygan.gans.loop import Loop
 
 __all__ = ["available", "get"]
 
-_SKIP = {"loop", "trainer", "registry", "datasets"}
+_SKIP = {"loop", "trainer", "registry", "datasets", "plots"}
 
 
 def _subclasses(cls: type) -> list[type]:

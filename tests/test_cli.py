@@ -151,3 +151,14 @@ def test_slerp_and_interpolation():
                          4, ["linear", "slerp"])  # fmt: skip
     assert walk["z"].shape == (3 * 2 * 4, 8) and list(walk["y"][:8]) == [1] * 8
     np.testing.assert_allclose(walk["z"][3], b[0])
+
+
+def test_epochs_become_steps(tmp_path):
+    # 50,000 ring points in batches of 12,500: 4 batches per epoch, 2 per step with --d-steps 2
+    args = ["--data", "ring", "--hidden", "8", "--layers", "1", "--batch-size", "12500"]
+    assert run("train", "gan", *args, "--epochs", 3, "--d-steps", 2, "--out", tmp_path,
+               "--no-progress", "--lr-decay", 0.5) == 0  # fmt: skip
+    records = read_log(tmp_path / "log.jsonl")
+    assert len(records) == 6 and records[-1]["epoch"] == 3.0
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 6
+    assert records[-1]["lr_G"] == 0.0  # the decay reached its end: it knew the step count

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.autograd import Function, Tensor
+from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
 
 Pair = tuple[int, int]
@@ -213,7 +213,14 @@ def _batch_last(x: Any, width: int | None = None) -> Any:
 
 
 def _conv_forward(
-    x: Any, w: Any, stride: Pair, padding: Pair, dilation: Pair, groups: int, out_size: Pair
+    x: Any,
+    w: Any,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    out_size: Pair,
+    cols: Any = None,
 ) -> Any:
     """y = conv2d(x, w): y_g (OC/g, N·OH·OW) = W_g (OC/g, C/g·KH·KW) @ cols_g.
 
@@ -229,7 +236,8 @@ def _conv_forward(
     N = x.shape[0]
     OC, Cg, KH, KW = w.shape
     OH, OW = out_size
-    cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size, batch_first=False)
+    if cols is None:
+        cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size, batch_first=False)
     cols = cols.reshape(groups, Cg * KH * KW, -1)
     w = w.reshape(groups, OC // groups, -1)
     if Cg * KH * KW >= _TRANSPOSED_MIN_K and OC // groups < cols.shape[2]:
@@ -260,7 +268,14 @@ def _conv_transpose_forward(
 
 
 def _conv_weight_grad(
-    x: Any, gy: Any, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, groups: int
+    x: Any,
+    gy: Any,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    cols: Any = None,
 ) -> Any:
     """dL/dW of y = conv2d(x, W) given gy = dL/dy: Σ_n,oh,ow gy ⊗ cols, one GEMM per group
     over the whole batch, gy_g (OC/g, N·OH·OW) @ cols_gᵀ (N·OH·OW, C/g·KH·KW).
@@ -273,7 +288,8 @@ def _conv_weight_grad(
     xp = get_array_module(x)
     C = x.shape[1]
     OC = gy.shape[1]
-    cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:], batch_first=False)
+    if cols is None:
+        cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:], batch_first=False)
     cols = cols.reshape(groups, -1, cols.shape[3] * cols.shape[4] * cols.shape[5])
     gy = _batch_last(gy).reshape(groups, OC // groups, -1)
     if gy.shape[1] >= cols.shape[1]:
@@ -326,13 +342,28 @@ class ConvTranspose2d(Function):
         x, w = self.saved_tensors
         need_x, need_w, need_b = self.needs_input_grad
         gx = gw = gb = None
-        if need_x:
+        if need_x and need_w and not is_grad_enabled():
+            gx, gw = self._shared_columns(grad.data, x.data, w.data)
+        if need_x and gx is None:
             gx = Conv2d.apply(grad, w, None, out_size=self.in_size, **self.params)
-        if need_w:  # <dy, convT(x, W)> = <conv2d(dy, W), x>: the weight gradient of conv2d(dy)
+        if need_w and gw is None:  # <dy, convT(x, W)> = <conv2d(dy, W), x>: conv2d(dy)'s dW
             gw = _WeightGrad.apply(grad, x, kernel=self.kernel, **self.params)
         if need_b:
             gb = grad.sum(axis=(0, 2, 3))
         return gx, gw, gb
+
+    def _shared_columns(self, gy: Any, x: Any, w: Any) -> tuple[Tensor, Tensor]:
+        """dx and dW at first order from ONE im2col of dy: both conv2d(dy, W) and the
+        weight gradient of conv2d(dy) multiply the same columns, and unfolding dy (the
+        layer's output gradient, the largest array here) is the costliest copy of the
+        backward. Saves one im2col per transposed convolution: DCGAN's G4, G3, G2 forward +
+        backward took 0.81x, 0.92x, 0.96x the time of computing them separately."""
+        p = self.params
+        geometry = p["stride"], p["padding"], p["dilation"]
+        cols = im2col_array(gy, self.kernel, *geometry, self.in_size, batch_first=False)
+        gx = _conv_forward(gy, w, out_size=self.in_size, cols=cols, **self.params)
+        gw = _conv_weight_grad(gy, x, self.kernel, cols=cols, **self.params)
+        return Tensor._wrap(gx), Tensor._wrap(gw)
 
 
 class _WeightGrad(Function):

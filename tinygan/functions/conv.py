@@ -156,18 +156,30 @@ def col2im_array(
         return xp.ascontiguousarray(out[:, :, PH : PH + H, PW : PW + W])
     # Tap (i, j) hits output row i·DH + SH·oh: stride phase a = i·DH % SH, row i·DH // SH + oh
     # of that phase's grid. One flat buffer of R rows × CW per phase (a, b), its (N, C) axes
-    # in the memory order of cols.
+    # in the memory order of cols. A phase's first tap is copied in (and only the rest of
+    # its buffer zeroed) rather than added to zeros: folds 1.1-1.2x faster on DCGAN shapes.
     R = OH + (KH - 1) * DH // SH + 1
     L = OH * CW
     src = cols.reshape(N, C, KH, KW, L)
-    acc = xp.zeros((SH, SW) + ((N, C) if batch_first else (C, N)) + (R * CW,), cols.dtype)
+    acc = xp.empty((SH, SW) + ((N, C) if batch_first else (C, N)) + (R * CW,), cols.dtype)
     acc = acc if batch_first else acc.transpose(0, 1, 3, 2, 4)
+    written = set()
     for i in range(KH):
         di, a = divmod(i * DH, SH)
         for j in range(KW):
             dj, b = divmod(j * DW, SW)
             start = di * CW + dj
-            acc[a, b, :, :, start : start + L] += src[:, :, i, j]
+            if (a, b) in written:
+                acc[a, b, :, :, start : start + L] += src[:, :, i, j]
+                continue
+            written.add((a, b))
+            acc[a, b, :, :, :start] = 0
+            acc[a, b, :, :, start : start + L] = src[:, :, i, j]
+            acc[a, b, :, :, start + L :] = 0
+    for a in range(SH):
+        for b in range(SW):
+            if (a, b) not in written:
+                acc[a, b] = 0
     acc = acc.reshape(SH, SW, N, C, R, CW)
     out = xp.zeros((N, C, H, W), dtype=cols.dtype)
     for a in range(SH):

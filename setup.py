@@ -21,6 +21,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.6",
         "scikit-learn>=1.2",  # ships the UCI handwritten digits: the embedded default dataset
+        "threadpoolctl>=3",  # --threads: how many BLAS threads NumPy's GEMMs use
     ],
     extras_require={
         # CuPy for CUDA 12.x drivers; on CUDA 13 drivers install cupy-cuda13x (see README).

@@ -107,9 +107,11 @@ def test_instance_noise_and_lr_decay_schedules():
 def test_gan_on_flattened_images_and_sgd_by_default():
     tinygan.manual_seed(0)
     ds, info = build_dataset("digits", image_size=16)
-    loop = GAN({"hidden": 32, "layers": 1, "lr": 0.01}, info)
+    loop = GAN({"hidden": 32, "layers": 1}, info)
     assert type(loop.optimizers["D"]).__name__ == "SGD"
-    assert loop.optimizers["D"].param_groups[0]["momentum"] == 0.9
+    assert loop.optimizers["D"].param_groups[0]["lr"] == 0.05
+    assert GAN({"optimizer": "adam"}, info).optimizers["G"].param_groups[0]["lr"] == 2e-3
+    assert loop.optimizers["D"].param_groups[0]["momentum"] == 0.5
     batch = tuple(Tensor(a) for a in ds.get_batch(np.arange(16)))
     out = loop.train_step(batch)
     assert set(out) == {"loss_D", "loss_G", "D(x)", "D(G(z))"}

@@ -325,8 +325,9 @@ def _add_train_options(p: argparse.ArgumentParser, cls: type[Loop]) -> None:
     g.add_argument(
         "--lr",
         type=float,
-        default=d.get("lr", 2e-4),
-        help=f"learning rate of every optimizer (default {d.get('lr', 2e-4)})",
+        default=d.get("lr"),
+        help="learning rate of every optimizer (default "
+        + (f"{d['lr']})" if d.get("lr") else "set by the optimizer, see below)"),
     )
     g.add_argument(
         "--image-size",

@@ -80,8 +80,9 @@ class DCGAN(GAN):
     name = "dcgan"
     summary = "DCGAN (Radford et al. 2016): transposed-conv G, strided-conv D, BN, Adam 2e-4"
     data_kinds = ("image",)
-    defaults = {"data": "digits", "lr": 2e-4, "batch_size": 64, "steps": 1500}
+    defaults = {"data": "digits", "lr": None, "batch_size": 64, "steps": 1500}
     _optimizer, _betas, _nz = "adam", (0.5, 0.999), 100
+    _lr = {"sgd": 0.01, "adam": 2e-4}
 
     @classmethod
     def add_network_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,9 @@ kernels/im2col.cu); a convolution is then a matrix product per group, W (OC, C·
 (C·KH·KW, OH·OW). col2im is im2col's adjoint: it adds every column entry back onto the pixel
 it came from. The conv ops ask for the columns with the batch axis moved inside,
 (C, KH, KW, N, OH, OW), so that each product is ONE GEMM per group over the whole batch.
+On the CPU, conv_transpose2d of a large map whose kernel the stride divides (DCGAN's 4×4,
+stride 2) skips col2im: it unfolds x's windows instead and multiplies them by the kernel's
+stride phases (``_conv_transpose_phases``), a GEMM with a longer contraction and no fold.
 
 The three ops close over differentiation (Dumoulin & Visin 2016, "A guide to convolution
 arithmetic"): conv2d's input gradient is conv_transpose2d with the same weight and vice
@@ -286,7 +289,7 @@ def _conv_transpose_forward(
 # When the stride-phase form of conv_transpose2d is used (see _conv_transpose_phases): its
 # product must have at least this many rows (SH·SW·OC/g; DCGAN's G5, 12 rows, ran 1.7x
 # slower) and at most this much more work than the col2im form's (window grid vs input:
-# G4 at 17²/16² ran 0.62-0.78x the time, G3 at 9²/8² 0.99x, G2 at 5²/4² 1.24x).
+# G4 at 17²/16² ran 0.6-0.85x the time, G3 at 9²/8² 0.99x, G2 at 5²/4² 1.24x).
 _PHASE_MIN_ROWS = 64
 _PHASE_MAX_GROWTH = 1.15
 

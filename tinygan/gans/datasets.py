@@ -25,6 +25,7 @@ TOY_SIZE = 50_000  # fixed points per toy dataset (the loader reshuffles them ev
 
 
 def describe_specs() -> str:
+    """One line for ``--help``: the specs ``--data`` accepts."""
     return "digits (embedded), ring, grid, moons (toy 2-D), or a folder of images"
 
 

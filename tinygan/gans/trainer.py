@@ -163,6 +163,7 @@ class Trainer:
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
+        """The whole run: config, data info, step, loop, loader position, RNG, fixed latents."""
         return {
             "format": RUN_FORMAT,
             "model": self.loop.name,
@@ -177,6 +178,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the loop, loader and generators must match the run's)."""
         if state.get("model") != self.loop.name:
             raise ValueError(
                 f"Trainer: the checkpoint is of model {state.get('model')!r}, "
@@ -246,6 +248,7 @@ class Trainer:
         return self.step == self.steps or (every > 0 and self.step % every == 0)
 
     def write_samples(self) -> str:
+        """The fixed-latent grid of this step: ``samples/step_N.png``."""
         path = os.path.join(self.out_dir, "samples", f"step_{self.step:07d}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return self.loop.sample_grid(path, self.fixed, reference=self.reference)

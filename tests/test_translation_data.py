@@ -150,4 +150,4 @@ def test_loops_build_their_data(tmp_path):
     ds, info = Pix2Pix.build_dataset({"data": "default:blur", "image_size": 16})
     assert isinstance(ds, PairedDigits) and ds.degradation == "blur" and info.shape == (1, 16, 16)
     assert "A|B images in train/" in Pix2Pix.describe_data()
-    assert "trainA/trainB" in CycleGAN.describe_data()
+    assert "trainA/, trainB/" in CycleGAN.describe_data()

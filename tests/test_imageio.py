@@ -115,3 +115,14 @@ def test_unreadable_and_missing_files(tmp_path):
         load_image(tmp_path / "f.tiff")
     with pytest.raises(ValueError, match="channels"):
         imageio.open_image(good, channels=2)
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """The temporary file's 0600 (mkstemp) must not survive the rename."""
+    import os
+
+    path = tmp_path / "grid.png"
+    save_image_grid(np.zeros((1, 1, 4, 4), np.float32), str(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask

@@ -179,6 +179,9 @@ def atomic_write(path: str, write: Any) -> None:
         dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
     )
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the usual new-file mode
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -400,3 +400,8 @@ def test_shape_errors_name_the_op_and_shapes():
         a.sum(2)
     with pytest.raises(ValueError, match="nll: labels"):
         F.cross_entropy(a, tg.tensor([0, 3]))
+
+
+def test_leaky_relu_rejects_negative_slope():
+    with pytest.raises(ValueError, match="leaky_relu: negative_slope"):
+        F.leaky_relu(tg.zeros(2), -0.1)

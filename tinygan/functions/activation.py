@@ -177,6 +177,10 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope·x otherwise; negative_slope ≥ 0 (the derivative is read
+    from the sign of the output, which a negative slope would flip)."""
+    if negative_slope < 0:
+        raise ValueError(f"leaky_relu: negative_slope must be >= 0, got {negative_slope}")
     return LeakyReLU.apply(x, slope=float(negative_slope))
 
 

@@ -257,3 +257,22 @@ def test_cli_unpaired_folder_and_epochs(tmp_path):
     assert len(state["loop"]["extra"]["pools"]["X"]["images"]) == 8
     assert (out / "samples" / "step_0000004.png").exists()
     assert run("train", "cyclegan", "--data", tmp_path, "--steps", 1, "--out", tmp_path / "x") == 1
+
+
+@pytest.mark.slow
+def test_cyclegan_keeps_the_digits_slow(tmp_path):
+    """400 steps of the default settings (a few minutes): the evaluation classifier reads
+    G(test A) at >= 80% of its accuracy on real test B (the full 1200-step figures are in
+    benchmarks/results/quality_cyclegan_*.md)."""
+    from tinygan.cli import restore_loop
+    from tinygan.data.translation import UnpairedDigits
+    from tinygan.metrics import features_and_labels, load_classifier
+
+    out = tmp_path / "run"
+    assert run("train", "cyclegan", "--steps", 400, "--sample-every", 400, "--out", out,
+               "--no-progress") == 0  # fmt: skip
+    loop, _ = restore_loop(str(out))
+    test, clf = UnpairedDigits("test", 32, 3, 0), load_classifier()
+    _, translated = features_and_labels(loop.translate_images(test.images_A), clf)
+    _, real = features_and_labels(test.images_B, clf)
+    assert (translated == test.labels_A).mean() >= 0.8 * (real == test.labels_B).mean()

@@ -190,3 +190,28 @@ def test_cli_paired_folder_btoa(tmp_path, capsys):
     assert run("train", "pix2pix", "--data", root, "--image-size", 36, "--depth", 3, *TINY,
                "--steps", 1, "--out", tmp_path / "bad") == 1  # fmt: skip
     assert "--image-size 36 is not divisible by 2^depth = 8" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pix2pix_restores_masked_digits_slow(tmp_path):
+    """300 steps of the default settings: on the held-out pairs the output is closer to the
+    target than the masked input is (PSNR up by >= 3 dB) and the classifier reads it better."""
+    from tinygan.cli import restore_loop
+    from tinygan.data.translation import PairedDigits
+    from tinygan.metrics import features_and_labels, load_classifier
+
+    out = tmp_path / "run"
+    assert run("train", "pix2pix", "--steps", 300, "--sample-every", 300, "--out", out,
+               "--no-progress") == 0  # fmt: skip
+    loop, _ = restore_loop(str(out))
+    test, clf = PairedDigits("test", 32, "mask"), load_classifier()
+    restored = loop.translate_images(test.images_A)
+
+    def psnr(a):
+        mse = (((a - test.images_B) / 2) ** 2).reshape(len(a), -1).mean(1)
+        return float((10 * np.log10(1 / np.maximum(mse, 1e-12))).mean())
+
+    assert psnr(restored) >= psnr(test.images_A) + 3
+    accuracy = [(features_and_labels(x, clf)[1] == test.labels).mean()
+                for x in (restored, test.images_A)]  # fmt: skip
+    assert accuracy[0] > accuracy[1]

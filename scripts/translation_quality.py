@@ -43,6 +43,7 @@ from tinygan.cli import restore_loop
 from tinygan.data.translation import PairedDigits, UnpairedDigits
 from tinygan.gans import registry
 from tinygan.gans.loop import DataInfo
+from tinygan.gans.translation import l1_psnr
 from tinygan.metrics import features_and_labels, frechet_distance_features, load_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,13 +93,6 @@ def scores(images: np.ndarray, labels: Any, real_feats: np.ndarray, clf: Any) ->
     if labels is not None:
         out["accuracy"] = float((pred == labels).mean())
     return out
-
-
-def psnr_l1(out: np.ndarray, target: np.ndarray) -> dict:
-    """Mean |out - target| in [-1, 1] units, and mean per-image PSNR on [0, 1] pixels."""
-    diff = (out.astype(np.float64) - target) / 2
-    mse = np.maximum((diff**2).reshape(len(out), -1).mean(1), 1e-12)
-    return {"l1": float(np.abs(2 * diff).mean()), "psnr_db": float((10 * np.log10(1 / mse)).mean())}
 
 
 # ---------------------------------------------------------------------------- cyclegan
@@ -166,7 +160,7 @@ def pix2pix(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     rows: dict[str, Any] = {
         "real targets (test)": scores(y, labels, fy, clf) | {"frechet": 0.0},
         "real targets (train split) vs test": scores(ref_train, None, fy, clf),
-        "input (degraded)": scores(x, labels, fy, clf) | psnr_l1(x, y),
+        "input (degraded)": scores(x, labels, fy, clf) | l1_psnr(x, y),
     }
     infos = []
     for name, (extra, folder) in runs.items():
@@ -175,7 +169,7 @@ def pix2pix(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         infos.append(train("pix2pix", run, args.steps, seed, data + extra))
         loop, _ = restore_loop(run)
         out = loop.translate_images(x)
-        rows[name] = scores(out, labels, fy, clf) | psnr_l1(out, y)
+        rows[name] = scores(out, labels, fy, clf) | l1_psnr(out, y)
     accept = {"frechet_pix2pix<l1_only": bool(rows[P2P]["frechet"] < rows[L1]["frechet"])}
     return {"train": infos, "rows": rows, "acceptance": accept, "n_test": len(x)}
 

@@ -230,6 +230,11 @@ def test_cli_default_data_grid_translate_and_resume(tmp_path, capsys, monkeypatc
     assert Image.open(out / "sub" / "b.png").size == (45, 33)
     assert Image.open(out / "c.png").size == (7, 9)
     assert "3 images translated by cyclegan step 4" in capsys.readouterr().out
+    assert run("eval", "--checkpoint", a, "--n", 20, "--out", tmp_path / "eval.json") == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["num_translated"] == 20 and result["frechet_distance"] > 0
+    assert 0.8 < result["accuracy_real_target"] <= 1 and 0 <= result["accuracy"] <= 1
+    assert "content_ratio" in result and "psnr_db" not in result  # unpaired: no targets
     assert run("translate", "--checkpoint", a, "--input", images / "a.png", "--out", out) == 0
     Image.new("RGB", (4, 20)).save(images / "tiny.png")
     assert run("translate", "--checkpoint", a, "--input", images, "--out", out) == 1
@@ -256,6 +261,9 @@ def test_cli_unpaired_folder_and_epochs(tmp_path):
     assert state["data"]["shape"] == [3, 32, 32] and state["config"]["steps"] == 4
     assert len(state["loop"]["extra"]["pools"]["X"]["images"]) == 8
     assert (out / "samples" / "step_0000004.png").exists()
+    assert run("eval", "--checkpoint", out, "--n", 4, "--out", tmp_path / "eval.json") == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["num_translated"] == 4 and "accuracy" not in result  # no labels in folders
     assert run("train", "cyclegan", "--data", tmp_path, "--steps", 1, "--out", tmp_path / "x") == 1
 
 

@@ -6,6 +6,7 @@ BLAS runs on one thread here (see tests/test_cyclegan.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -170,6 +171,10 @@ def test_cli_default_data_grid_resume_translate(tmp_path, capsys, monkeypatch):
     assert run("translate", "--checkpoint", a, "--input", images, "--direction", "BtoA",
                "--out", out) == 1  # fmt: skip
     assert "no BtoA generator" in capsys.readouterr().err
+    assert run("eval", "--checkpoint", a, "--n", 30, "--out", tmp_path / "eval.json") == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["num_translated"] == 30 and result["l1"] > 0 and result["psnr_db"] > 0
+    assert result["accuracy_real_target"] > 0.9  # the real digits
 
 
 def test_cli_paired_folder_btoa(tmp_path, capsys):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import colorsys
 import os
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,7 @@ __all__ = [
     "degrade",
     "dilate",
     "edges",
+    "evaluation_arrays",
     "folder_dataset",
     "held_out_split",
     "mask_squares",
@@ -267,3 +269,20 @@ def held_out_split(layout: str, spec: str) -> str:
         if all(os.path.isdir(os.path.join(spec, p)) for p in parts):
             return split
     return "train"
+
+
+def evaluation_arrays(ds: Dataset, n: int) -> dict[str, Any]:
+    """Up to ``n`` held-out inputs ``x`` and real targets ``y`` of a translation dataset, with
+    labels where known (embedded digits; else None) and whether x[i], y[i] are pairs."""
+    if isinstance(ds, UnpairedDigits):
+        a, b = ds.images_A[:n], ds.images_B[:n]
+        return {"x": a, "y": b, "x_labels": ds.labels_A[:n], "y_labels": ds.labels_B[:n],
+                "paired": False}  # fmt: skip
+    if isinstance(ds, PairedDigits):
+        x, y = (arr[:n] for arr in ds.arrays)
+        labels = ds.labels[:n]
+        return {"x": x, "y": y, "x_labels": labels, "y_labels": labels, "paired": True}
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    x, y = (np.stack([it[j] for it in items]) for j in (0, 1))
+    paired = isinstance(ds, PairedImageFolder)
+    return {"x": x, "y": y, "x_labels": None, "y_labels": None, "paired": paired}

@@ -25,7 +25,9 @@ objective) and loss_G = BCE(l(x, G(x)), 1) + lambda_L1 mean|y - G(x)| (non-satur
 
 Data: ``--data default`` (embedded digits: masked digit -> digit, see
 :mod:`tinygan.data.translation`; ``default:blur``, ``default:edges``) or a folder in the
-pix2pix layout (``train/`` of A|B side-by-side images; ``--direction AtoB|BtoA``).
+pix2pix layout (``train/`` of A|B side-by-side images; ``--direction AtoB|BtoA``). On the
+default, 1000 steps (a few minutes on a 2-core CPU) beat the L1-only baseline's Fréchet
+distance: benchmarks/results/quality_pix2pix_*.md (scripts/translation_quality.py).
 """
 
 from __future__ import annotations

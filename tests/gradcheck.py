@@ -54,6 +54,27 @@ def numeric_grad(
     return grad
 
 
+def _float64_copies(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Float inputs as float64 copies (finite differences need the precision); others as is."""
+    return [
+        np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
+        for a in arrays
+    ]
+
+
+def _compare(
+    analytic: Sequence, f: Callable, arrays: list, float_idx: list[int], eps: float,
+    rtol: float, atol: float, what: str,
+) -> None:  # fmt: skip
+    """Each analytic gradient (None: zero) against central differences of ``f``."""
+    for i, g in zip(float_idx, analytic):
+        expected = numeric_grad(f, arrays, i, eps)
+        got = np.zeros_like(arrays[i]) if g is None else g.numpy()
+        np.testing.assert_allclose(
+            got, expected, rtol=rtol, atol=atol, err_msg=f"{what}, input {i}"
+        )
+
+
 def check_grad(
     fn: Callable,
     arrays: Sequence[np.ndarray],
@@ -63,10 +84,7 @@ def check_grad(
     seed: int = 0,
 ) -> None:
     """Assert that tinygan's gradient of fn matches central finite differences."""
-    arrays = [
-        np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
-        for a in arrays
-    ]
+    arrays = _float64_copies(arrays)
     rng = np.random.default_rng(seed)
     weights = _output_weights(fn, arrays, rng)
 
@@ -79,12 +97,7 @@ def check_grad(
     analytic = tg.grad(
         _scalar(fn, tensors, weights), [tensors[i] for i in float_idx], allow_unused=True
     )
-    for i, g in zip(float_idx, analytic):
-        expected = numeric_grad(loss, arrays, i, eps)
-        got = np.zeros_like(arrays[i]) if g is None else g.numpy()
-        np.testing.assert_allclose(
-            got, expected, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}"
-        )
+    _compare(analytic, loss, arrays, float_idx, eps, rtol, atol, "gradient")
 
 
 def check_second_order(
@@ -96,10 +109,7 @@ def check_second_order(
     seed: int = 0,
 ) -> None:
     """Assert that the gradient of (v · ∂L/∂x) — a grad of a grad — matches finite differences."""
-    arrays = [
-        np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
-        for a in arrays
-    ]
+    arrays = _float64_copies(arrays)
     rng = np.random.default_rng(seed)
     weights = _output_weights(fn, arrays, rng)
     float_idx = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
@@ -128,9 +138,4 @@ def check_second_order(
         second = [None] * len(float_idx)
     else:
         second = tg.grad(total, [tensors[i] for i in float_idx], allow_unused=True)
-    for i, g in zip(float_idx, second):
-        expected = numeric_grad(h, arrays, i, eps)
-        got = np.zeros_like(arrays[i]) if g is None else g.numpy()
-        np.testing.assert_allclose(
-            got, expected, rtol=rtol, atol=atol, err_msg=f"second derivative, input {i}"
-        )
+    _compare(second, h, arrays, float_idx, eps, rtol, atol, "second derivative")

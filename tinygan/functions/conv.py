@@ -401,16 +401,24 @@ def _conv_weight_grad(
 # ---------------------------------------------------------------- differentiable ops
 
 
-class Conv2d(Function):
-    """y = conv2d(x, W) + b; dx = conv_transpose2d(dy, W), dW = _WeightGrad(x, dy), db = Σ dy."""
+class _Convolution(Function):
+    """The forward both convolutions share: y = product(x, W) + b, keeping x and W."""
+
+    product: Any = None  # _conv_forward or _conv_transpose_forward
 
     def forward(self, x: Any, w: Any, b: Any, out_size: Pair, **params: Any) -> Any:
         self.params, self.in_size, self.kernel = params, x.shape[2:], w.shape[2:]
         self.save_for_backward(x, w)
-        y = _conv_forward(x, w, out_size=out_size, **params)
+        y = type(self).product(x, w, out_size=out_size, **params)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
+
+
+class Conv2d(_Convolution):
+    """y = conv2d(x, W) + b; dx = conv_transpose2d(dy, W), dW = _WeightGrad(x, dy), db = Σ dy."""
+
+    product = _conv_forward
 
     def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, w = self.saved_tensors
@@ -425,17 +433,11 @@ class Conv2d(Function):
         return gx, gw, gb
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2d(_Convolution):
     """y = conv_transpose2d(x, W) + b, the adjoint of conv2d in x:
     dx = conv2d(dy, W), dW = _WeightGrad(dy, x), db = Σ dy."""
 
-    def forward(self, x: Any, w: Any, b: Any, out_size: Pair, **params: Any) -> Any:
-        self.params, self.in_size, self.kernel = params, x.shape[2:], w.shape[2:]
-        self.save_for_backward(x, w)
-        y = _conv_transpose_forward(x, w, out_size=out_size, **params)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+    product = _conv_transpose_forward
 
     def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, w = self.saved_tensors

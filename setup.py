@@ -17,6 +17,7 @@ setup(
     data_files=[("share/tinygan/kernels", glob("kernels/*.cu") + glob("kernels/*.h"))],
     install_requires=[
         "numpy>=1.24",
+        "numba>=0.60",  # the Winograd convolution's tile transforms (functions/winograd_kernels.py)
         "pillow>=9.0",
         "tqdm>=4.60",
         "matplotlib>=3.6",

@@ -1,0 +1,209 @@
+"""Winograd convolution (functions/winograd.py): the transform matrices, each product against
+naive loops and the im2col path, gradients to second order through conv2d and
+conv_transpose2d, the DCGAN/CycleGAN layer shapes in float32 against PyTorch, and the rules
+that pick the path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import check_grad, check_second_order
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_conv import naive_conv2d, naive_conv_transpose2d
+
+import tinygan as tg
+from tinygan.functions import conv, winograd
+from tinygan.functions.conv import conv2d, conv_transpose2d
+
+
+@pytest.mark.parametrize("name", sorted(winograd.VARIANTS))
+def test_matrices_compute_the_correlation(name):
+    """Aᵀ[(G g) ⊙ (Bᵀ d)] = (Σ_q d[i + q]·g[q])_i for random d (α inputs) and g (r taps)."""
+    v = winograd.VARIANTS[name]
+    rng = np.random.default_rng(0)
+    r = v.G.shape[1]
+    for _ in range(5):
+        d, g = rng.standard_normal(v.alpha), rng.standard_normal(r)
+        direct = [d[i : i + r] @ g for i in range(v.m)]
+        np.testing.assert_allclose(v.AT @ ((v.G @ g) * (v.BT @ d)), direct, rtol=1e-12)
+
+
+@pytest.fixture
+def winograd_always(monkeypatch):
+    """Take the Winograd path for any channel count, and record the products that did."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    calls = []
+    for name in ("conv2d", "conv_transpose2d", "weight_grad"):
+        original = getattr(winograd, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(winograd, name, counted)
+    return calls
+
+
+@st.composite
+def winograd_cases(draw, transpose=False, max_size=7):
+    """Geometries the path takes: stride S in {1, 2}, kernel S·r with r in {2, 3}."""
+    stride = draw(st.integers(1, 2))
+    kernel = stride * draw(st.integers(2, 3))
+    padding = draw(st.integers(0, kernel - 1))
+    if transpose:
+        size = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+        output_padding = draw(st.integers(0, stride - 1))
+        # the output must be at least one pixel
+        padding = min(padding, ((min(size) - 1) * stride + kernel + output_padding - 1) // 2)
+    else:
+        low = max(1, kernel - 2 * padding)
+        max_size = max(max_size, low)
+        size = draw(st.integers(low, max_size)), draw(st.integers(low, max_size))
+        output_padding = 0
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    cin, cout = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    x = rng.standard_normal((draw(st.integers(1, 2)), cin, *size))
+    w_shape = (cin, cout) if transpose else (cout, cin)
+    w = rng.standard_normal((*w_shape, kernel, kernel))
+    b = rng.standard_normal(cout)
+    params = dict(stride=stride, padding=padding)
+    if transpose:
+        params["output_padding"] = output_padding
+    return x, w, b, params
+
+
+_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@settings(max_examples=40, **_SETTINGS)
+@given(case=winograd_cases())
+def test_conv2d_matches_naive_loops(winograd_always, case):
+    x, w, b, params = case
+    winograd_always.clear()
+    got = conv2d(tg.tensor(x), tg.tensor(w), tg.tensor(b), **params).numpy()
+    assert winograd_always == ["conv2d"]
+    expected = naive_conv2d(x, w, b, (params["stride"],) * 2, (params["padding"],) * 2, (1, 1), 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=40, **_SETTINGS)
+@given(case=winograd_cases(transpose=True))
+def test_conv_transpose2d_matches_naive_loops(winograd_always, case):
+    x, w, b, params = case
+    winograd_always.clear()
+    got = conv_transpose2d(tg.tensor(x), tg.tensor(w), tg.tensor(b), **params).numpy()
+    assert winograd_always == ["conv_transpose2d"]
+    s, p, op = params["stride"], params["padding"], params["output_padding"]
+    expected = naive_conv_transpose2d(x, w, b, (s, s), (p, p), (op, op), 1, (1, 1))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=25, **_SETTINGS)
+@given(case=winograd_cases())
+def test_weight_gradient_matches_the_im2col_path(winograd_always, monkeypatch, case):
+    x, w, b, params = case
+    y = conv2d(tg.tensor(x), tg.tensor(w), **params)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    geometry = (params["stride"],) * 2, (params["padding"],) * 2, (1, 1), 1
+    got = conv._conv_weight_grad(x, gy, w.shape[2:], *geometry)
+    monkeypatch.setattr(winograd, "enabled", False)
+    expected = conv._conv_weight_grad(x, gy, w.shape[2:], *geometry)
+    assert "weight_grad" in winograd_always
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def _conv(params):
+    return lambda x, w, b: conv2d(x, w, b, **params)
+
+
+def _conv_t(params):
+    return lambda x, w, b: conv_transpose2d(x, w, b, **params)
+
+
+@settings(max_examples=15, **_SETTINGS)
+@given(case=winograd_cases(max_size=5))
+def test_conv2d_gradients(winograd_always, case):
+    x, w, b, params = case
+    check_grad(_conv(params), [x, w, b])
+    assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
+
+
+@settings(max_examples=15, **_SETTINGS)
+@given(case=winograd_cases(transpose=True, max_size=4))
+def test_conv_transpose2d_gradients(winograd_always, case):
+    x, w, b, params = case
+    check_grad(_conv_t(params), [x, w, b])
+    assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
+
+
+@settings(max_examples=6, **_SETTINGS)
+@given(case=winograd_cases(max_size=4))
+def test_conv2d_second_order(winograd_always, case):
+    x, w, b, params = case
+    check_second_order(_conv(params), [x, w, b])
+
+
+@settings(max_examples=6, **_SETTINGS)
+@given(case=winograd_cases(transpose=True, max_size=3))
+def test_conv_transpose2d_second_order(winograd_always, case):
+    x, w, b, params = case
+    check_second_order(_conv_t(params), [x, w, b])
+
+
+# DCGAN's D2 and G3 (4×4, stride 2, padding 1) and a CycleGAN residual conv (3×3 after
+# reflection padding), smaller batches; float32 as in training.
+LAYERS = [
+    ("conv", (4, 64, 32, 32), (128, 64, 4, 4), 2, 1),
+    ("convT", (4, 256, 8, 8), (256, 128, 4, 4), 2, 1),
+    ("conv", (1, 64, 18, 18), (64, 64, 3, 3), 1, 0),
+]
+
+
+@pytest.mark.parametrize("kind, x_shape, w_shape, stride, padding", LAYERS)
+def test_layer_shapes_take_the_path_and_match_pytorch(kind, x_shape, w_shape, stride, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (0.05 * rng.standard_normal(w_shape)).astype(np.float32)
+    op, torch_op = {
+        "conv": (conv2d, torch.nn.functional.conv2d),
+        "convT": (conv_transpose2d, torch.nn.functional.conv_transpose2d),
+    }[kind]
+    xt, wt = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+    geometry = (stride,) * 2, (padding,) * 2, (1, 1), 1
+    channels = w_shape[1::-1] if kind == "conv" else w_shape[:2]
+    assert winograd.variant_for(x, w_shape[2:], *geometry, channels[::-1]) is not None
+    y = op(xt, wt, stride=stride, padding=padding)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(tg.tensor(gy))
+    xr = torch.tensor(x, requires_grad=True)
+    wr = torch.tensor(w, requires_grad=True)
+    yr = torch_op(xr, wr, stride=stride, padding=padding)
+    yr.backward(torch.tensor(gy))
+    for got, expected in ((y, yr), (xt.grad, xr.grad), (wt.grad, wr.grad)):
+        expected = expected.detach().numpy()
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=2e-6 * scale)
+
+
+def test_which_products_take_the_path():
+    x = np.zeros((1, 64, 8, 8), np.float32)
+    take = dict(kernel=(4, 4), stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1)
+    assert winograd.variant_for(x, conv_channels=(64, 64), **take).name == "F(2x2,2x2)"
+    three = dict(take, kernel=(3, 3), stride=(1, 1))
+    assert winograd.variant_for(x, conv_channels=(64, 64), **three).name == "F(2x2,3x3)"
+    refused = [
+        dict(take, groups=2),
+        dict(take, dilation=(2, 2)),
+        dict(take, kernel=(3, 3)),  # stride 2 does not divide 3
+        dict(take, kernel=(5, 5), stride=(1, 1)),
+        dict(take, stride=(2, 1)),
+        dict(take, padding=(1, 0)),
+    ]
+    for geometry in refused:
+        assert winograd.variant_for(x, conv_channels=(64, 64), **geometry) is None, geometry
+    # too few channels on either side (the input counted with its 4 stride phases)
+    assert winograd.variant_for(x, conv_channels=(3, 64), **take) is None
+    assert winograd.variant_for(x, conv_channels=(64, 3), **take) is None
+    assert winograd.variant_for(x.astype(np.float16), conv_channels=(64, 64), **take) is None

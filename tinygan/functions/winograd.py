@@ -1,0 +1,198 @@
+"""Winograd convolution: fewer multiplications for small kernels (CPU, NumPy + Numba).
+
+Winograd's minimal filtering algorithm F(m, r) computes m outputs of an r-tap correlation
+from α = m + r − 1 inputs with α multiplications instead of m·r:
+
+    y = Aᵀ [ (G g) ⊙ (Bᵀ d) ]        (one dimension; g: r taps, d: α inputs, y: m outputs)
+    Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A   (nested, for an m×m output tile of a 2-D correlation)
+
+(Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks"). Over channels the
+element-wise product becomes α² independent matrix products, one per point (k1, k2):
+
+    V[k] = Bᵀ d B  per input tile and channel        (C, T)   T = tiles over the batch
+    U[k] = G w Gᵀ  per output and input channel      (OC, C)
+    M[k] = U[k] @ V[k]                               (OC, T)   α² GEMMs
+    y    = Aᵀ M A  per output tile
+
+F(2×2, 3×3) does a 3×3 layer's GEMM work in 16/36 of the multiplications, F(2×2, 2×2) a
+2×2 layer's in 9/16. A stride-S convolution whose kernel the stride divides (DCGAN's 4×4,
+stride 2) is a stride-1 convolution with an r = K/S kernel over the S² stride phases of the
+input taken as channels (winograd_kernels.py, "phase channel"), so it runs as F(2×2, 2×2).
+
+The algorithm is linear in d and in g, so the backward passes are its transposes, with the
+same U: the input gradient (and conv_transpose2d, which is that adjoint) is
+dx = Σ_tiles B [Uᵀ @ (A gy Aᵀ)] Bᵀ, and the weight gradient is dW = Gᵀ [Σ_t (A gy Aᵀ) Vᵀ] G.
+Each pass is three memory-bound transforms around α² GEMMs whose contraction is C·S² (or
+OC), so it pays off only with enough channels on both sides (``variant_for``).
+
+The element-wise tiles are where rounding grows with m: F(2×2, ·) has coefficients 0, ±1
+and ±½, so its float32 results stay within a few units in the last place of im2col's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Pair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """F(m×m, r×r): output tile m, kernel r, α = m + r − 1; Bᵀ (α×α), G (α×r), Aᵀ (m×α)."""
+
+    name: str
+    m: int
+    BT: np.ndarray
+    G: np.ndarray
+    AT: np.ndarray
+
+    @property
+    def alpha(self) -> int:
+        return self.BT.shape[0]
+
+
+# Interpolation points 0, 1, ∞ (r = 2) and 0, 1, −1, ∞ (r = 3), as in Lavin & Gray 2016.
+VARIANTS = {
+    "F(2x2,2x2)": Variant(
+        "F(2x2,2x2)",
+        2,
+        BT=np.array([[1, -1, 0], [0, 1, 0], [0, -1, 1]], dtype=np.float64),
+        G=np.array([[1, 0], [1, 1], [0, 1]], dtype=np.float64),
+        AT=np.array([[1, 1, 0], [0, 1, 1]], dtype=np.float64),
+    ),
+    "F(2x2,3x3)": Variant(
+        "F(2x2,3x3)",
+        2,
+        BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        G=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64),
+        AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64),
+    ),
+}
+_FOR_TAPS = {2: "F(2x2,2x2)", 3: "F(2x2,3x3)"}
+
+# Both channel counts of a layer (input counted with its stride phases, C·S²) must reach
+# this for the transforms' memory traffic to cost less than the multiplications saved.
+MIN_CHANNELS = 16
+
+enabled = True  # tests compare against the im2col path by switching this off
+
+
+def variant_for(
+    x: Any,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: int,
+    conv_channels: tuple,
+) -> Variant | None:
+    """The Winograd variant for a product of conv2d of this geometry, or None for im2col.
+
+    ``conv_channels`` is (C, OC) of the conv2d the product belongs to: conv_transpose2d is
+    the adjoint of the conv2d with its weight, so its own channels are the other way round.
+    """
+    if not enabled or type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64):
+        return None
+    if groups != 1 or dilation != (1, 1) or stride[0] != stride[1] or stride[0] > 2:
+        return None
+    KH, KW = kernel
+    S = stride[0]
+    if KH != KW or KH % S or KH // S not in _FOR_TAPS or padding[0] != padding[1]:
+        return None
+    C, OC = conv_channels
+    if min(C * S * S, OC) < MIN_CHANNELS:
+        return None
+    return VARIANTS[_FOR_TAPS[KH // S]]
+
+
+def _tiles(variant: Variant, batch: int, out_size: Pair) -> tuple[int, int, int]:
+    th, tw = (-(-size // variant.m) for size in out_size)
+    return th, tw, batch * th * tw
+
+
+def _kernels(variant: Variant, dtype: np.dtype) -> dict:
+    from tinygan.functions.winograd_kernels import kernels
+
+    return kernels(variant.name, np.dtype(dtype).name)
+
+
+def _filter(variant: Variant, w: Any, S: int) -> np.ndarray:
+    """U = G w' Gᵀ for every (OC, C·S²) pair of phase kernels: (α², OC, C·S²)."""
+    OC, C = w.shape[:2]
+    a = variant.alpha
+    U = np.empty((a, a, OC, C * S * S), dtype=w.dtype)
+    _kernels(variant, w.dtype)["filter_transform"](np.ascontiguousarray(w), S, U)
+    return U.reshape(a * a, OC, C * S * S)
+
+
+def _input(variant: Variant, x: Any, S: int, pad: int, th: int, tw: int) -> np.ndarray:
+    """V = Bᵀ d B for every tile of the phase images of x: (α², C·S², T)."""
+    N, C = x.shape[:2]
+    a = variant.alpha
+    V = np.empty((a, a, C * S * S, N * th * tw), dtype=x.dtype)
+    kernel = _kernels(variant, x.dtype)["input_transform"]
+    kernel(np.ascontiguousarray(x), S, pad, th, tw, V)
+    return V.reshape(a * a, C * S * S, -1)
+
+
+def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
+    """A gy Aᵀ for every output tile (gy zero-padded to whole tiles): (α², OC, T)."""
+    N, OC, OH, OW = gy.shape
+    full = (th * variant.m, tw * variant.m)
+    gy = np.ascontiguousarray(gy)
+    if (OH, OW) != full:
+        gy = np.pad(gy, ((0, 0), (0, 0), (0, full[0] - OH), (0, full[1] - OW)))
+    a = variant.alpha
+    dM = np.empty((a, a, OC, N * th * tw), dtype=gy.dtype)
+    _kernels(variant, gy.dtype)["output_adjoint"](gy, th, tw, dM)
+    return dM.reshape(a * a, OC, -1)
+
+
+def conv2d(x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair) -> Any:
+    """y = conv2d(x, w): M = U @ V per point, then y = Aᵀ M A per tile."""
+    S, pad = stride[0], padding[0]
+    N, OC = x.shape[0], w.shape[0]
+    th, tw, _ = _tiles(variant, N, out_size)
+    M = np.matmul(_filter(variant, w, S), _input(variant, x, S, pad, th, tw))
+    y = np.empty((N, OC, th * variant.m, tw * variant.m), dtype=x.dtype)
+    a = variant.alpha
+    _kernels(variant, x.dtype)["output_transform"](M.reshape(a, a, OC, -1), th, tw, y)
+    if y.shape[2:] != tuple(out_size):
+        y = np.ascontiguousarray(y[:, :, : out_size[0], : out_size[1]])
+    return y
+
+
+def conv_transpose2d(
+    x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair
+) -> Any:
+    """y = conv_transpose2d(x, w), the adjoint of z ↦ conv2d(z, w) for z of ``out_size``:
+    y = Σ_tiles B [Uᵀ @ (A x Aᵀ)] Bᵀ on the phase images of y."""
+    S, pad = stride[0], padding[0]
+    N, C = x.shape[0], w.shape[1]
+    th, tw, _ = _tiles(variant, N, x.shape[2:])
+    U = _filter(variant, w, S)
+    dV = np.matmul(U.transpose(0, 2, 1), _output_adjoint(variant, x, th, tw))
+    y = np.zeros((N, C, *out_size), dtype=x.dtype)
+    a = variant.alpha
+    kernel = _kernels(variant, x.dtype)["input_adjoint"]
+    kernel(dV.reshape(a, a, C * S * S, -1), S, pad, th, tw, y)
+    return y
+
+
+def weight_grad(
+    x: Any, gy: Any, variant: Variant, kernel: Pair, stride: Pair, padding: Pair
+) -> Any:
+    """dL/dW of y = conv2d(x, W) given gy: dU = (A gy Aᵀ) @ Vᵀ per point, dW = Gᵀ dU G."""
+    S, pad = stride[0], padding[0]
+    N, C = x.shape[:2]
+    OC = gy.shape[1]
+    th, tw, _ = _tiles(variant, N, gy.shape[2:])
+    V = _input(variant, x, S, pad, th, tw)
+    dU = np.matmul(_output_adjoint(variant, gy, th, tw), V.transpose(0, 2, 1))
+    dw = np.empty((OC, C, *kernel), dtype=x.dtype)
+    a = variant.alpha
+    _kernels(variant, x.dtype)["filter_adjoint"](dU.reshape(a, a, OC, C * S * S), S, dw)
+    return dw

@@ -1,0 +1,195 @@
+"""The six transforms of Winograd convolution, compiled with Numba (see winograd.py).
+
+A tile transform multiplies a small α×α (or m×m) tile by a constant matrix on both sides,
+e.g. V = Bᵀ·d·B. Each kernel here is built for one transform and one dtype: the matrices
+are closed over, so Numba compiles them as constants and LLVM (fast-math, loops of constant
+length) unrolls the products and drops the zero and unit coefficients — the generic loops
+below turn into the handful of additions a hand-written F(2×2, 3×3) would have.
+
+Every kernel runs in parallel over channels (``prange``) and walks the tiles of one channel
+in order, so the transformed arrays (α, α, channels, tiles) are written and read along their
+contiguous last axis. Index conventions, shared with winograd.py:
+
+    phase channel  c' = (c·S + ρ)·S + σ          (S = stride, ρ, σ < S)
+    phase image    P[n, c', i, j] = x[n, c, S·i + ρ − pad, S·j + σ − pad]   (0 outside x)
+    tile t = (n·th + ti)·tw + tj covers P[n, c', ti·m + a, tj·m + b], a, b < α
+    phase kernel   w'[co, c', q1, q2] = w[co, c, S·q1 + ρ, S·q2 + σ]
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numba
+import numpy as np
+from numba import prange
+
+_JIT = {"parallel": True, "fastmath": True, "cache": True}
+
+
+@numba.njit
+def _phase_columns(S, pad, sigma, width, W):  # noqa: N803
+    """The columns j < width of phase σ that fall inside x: [j0, j1)."""
+    j0 = max(0, -((sigma - pad) // S))  # first j with S·j + σ − pad >= 0
+    j1 = min(width, (W - 1 - sigma + pad) // S + 1)  # one past the last inside
+    return j0, max(j0, j1)
+
+
+@cache
+def kernels(name: str, dtype: str) -> dict:
+    """The six compiled transforms of the named Winograd variant for one dtype."""
+    from tinygan.functions.winograd import VARIANTS
+
+    variant = VARIANTS[name]
+    return _build(
+        variant.BT.astype(dtype), variant.G.astype(dtype), variant.AT.astype(dtype), variant.m
+    )
+
+
+def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int) -> dict:  # noqa: C901
+    alpha, r = G.shape
+
+    @numba.njit(**_JIT)
+    def input_transform(x, S, pad, th, tw, V):  # noqa: N803  V = Bᵀ·P_tile·B
+        N, C, H, W = x.shape
+        width = tw * m + alpha - m
+        for cp in prange(C * S * S):
+            c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
+            j0, j1 = _phase_columns(S, pad, sigma, width, W)
+            rows = np.empty((alpha, width), x.dtype)  # Bᵀ applied down a row of tiles
+            for n in range(N):
+                for ti in range(th):
+                    rows[:] = 0
+                    for a in range(alpha):
+                        row = S * (ti * m + a) + rho - pad
+                        if 0 <= row < H:
+                            for k in range(alpha):
+                                for j in range(j0, j1):
+                                    rows[k, j] += BT[k, a] * x[n, c, row, S * j + sigma - pad]
+                    t0 = (n * th + ti) * tw
+                    for k in range(alpha):
+                        for i in range(alpha):
+                            for tj in range(tw):
+                                acc = rows[k, tj * m] * BT[i, 0]
+                                for b in range(1, alpha):
+                                    acc += rows[k, tj * m + b] * BT[i, b]
+                                V[k, i, cp, t0 + tj] = acc
+
+    @numba.njit(**_JIT)
+    def input_adjoint(dV, S, pad, th, tw, dx):  # noqa: N803  dx += B·dV_tile·Bᵀ (dx zeroed)
+        N, C, H, W = dx.shape
+        width = tw * m + alpha - m
+        for cp in prange(C * S * S):
+            c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
+            j0, j1 = _phase_columns(S, pad, sigma, width, W)
+            rows = np.empty((alpha, width), dx.dtype)
+            for n in range(N):
+                for ti in range(th):
+                    t0 = (n * th + ti) * tw
+                    rows[:] = 0
+                    for k in range(alpha):
+                        for b in range(alpha):  # one b at a time: tiles overlap in columns
+                            for tj in range(tw):
+                                acc = dV[k, 0, cp, t0 + tj] * BT[0, b]
+                                for i in range(1, alpha):
+                                    acc += dV[k, i, cp, t0 + tj] * BT[i, b]
+                                rows[k, tj * m + b] += acc
+                    for a in range(alpha):
+                        row = S * (ti * m + a) + rho - pad
+                        if 0 <= row < H:
+                            for k in range(alpha):
+                                for j in range(j0, j1):
+                                    dx[n, c, row, S * j + sigma - pad] += BT[k, a] * rows[k, j]
+
+    @numba.njit(**_JIT)
+    def output_transform(M, th, tw, y):  # noqa: N803  y_tile = Aᵀ·M·A  (y: th·m × tw·m)
+        N, CO = y.shape[:2]
+        for co in prange(CO):
+            rows = np.empty((alpha, tw), y.dtype)  # Aᵀ applied down the tile rows
+            for n in range(N):
+                for ti in range(th):
+                    t0 = (n * th + ti) * tw
+                    for i in range(m):
+                        for k2 in range(alpha):
+                            for tj in range(tw):
+                                acc = AT[i, 0] * M[0, k2, co, t0 + tj]
+                                for k1 in range(1, alpha):
+                                    acc += AT[i, k1] * M[k1, k2, co, t0 + tj]
+                                rows[k2, tj] = acc
+                        for j in range(m):
+                            for tj in range(tw):
+                                acc = rows[0, tj] * AT[j, 0]
+                                for k2 in range(1, alpha):
+                                    acc += rows[k2, tj] * AT[j, k2]
+                                y[n, co, ti * m + i, tj * m + j] = acc
+
+    @numba.njit(**_JIT)
+    def output_adjoint(gy, th, tw, dM):  # noqa: N803  dM = A·gy_tile·Aᵀ  (gy: th·m × tw·m)
+        N, CO, _, OW = gy.shape
+        for co in prange(CO):
+            rows = np.empty((alpha, OW), gy.dtype)
+            for n in range(N):
+                for ti in range(th):
+                    for k1 in range(alpha):
+                        for col in range(OW):
+                            acc = AT[0, k1] * gy[n, co, ti * m, col]
+                            for i in range(1, m):
+                                acc += AT[i, k1] * gy[n, co, ti * m + i, col]
+                            rows[k1, col] = acc
+                    t0 = (n * th + ti) * tw
+                    for k1 in range(alpha):
+                        for k2 in range(alpha):
+                            for tj in range(tw):
+                                acc = rows[k1, tj * m] * AT[0, k2]
+                                for j in range(1, m):
+                                    acc += rows[k1, tj * m + j] * AT[j, k2]
+                                dM[k1, k2, co, t0 + tj] = acc
+
+    @numba.njit(**_JIT)
+    def filter_transform(w, S, U):  # noqa: N803  U = G·w'·Gᵀ
+        CO, C = w.shape[0], w.shape[1]
+        for co in prange(CO):
+            e = np.empty((alpha, r), w.dtype)
+            for cp in range(C * S * S):
+                c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
+                for k in range(alpha):
+                    for q2 in range(r):
+                        acc = G[k, 0] * w[co, c, rho, S * q2 + sigma]
+                        for q1 in range(1, r):
+                            acc += G[k, q1] * w[co, c, S * q1 + rho, S * q2 + sigma]
+                        e[k, q2] = acc
+                for k1 in range(alpha):
+                    for k2 in range(alpha):
+                        acc = e[k1, 0] * G[k2, 0]
+                        for q2 in range(1, r):
+                            acc += e[k1, q2] * G[k2, q2]
+                        U[k1, k2, co, cp] = acc
+
+    @numba.njit(**_JIT)
+    def filter_adjoint(dU, S, dw):  # noqa: N803  dw' = Gᵀ·dU·G
+        CO, C = dw.shape[0], dw.shape[1]
+        for co in prange(CO):
+            e = np.empty((r, alpha), dw.dtype)
+            for cp in range(C * S * S):
+                c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
+                for q1 in range(r):
+                    for k2 in range(alpha):
+                        acc = G[0, q1] * dU[0, k2, co, cp]
+                        for k1 in range(1, alpha):
+                            acc += G[k1, q1] * dU[k1, k2, co, cp]
+                        e[q1, k2] = acc
+                for q1 in range(r):
+                    for q2 in range(r):
+                        acc = e[q1, 0] * G[0, q2]
+                        for k2 in range(1, alpha):
+                            acc += e[q1, k2] * G[k2, q2]
+                        dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
+
+    return {
+        "input_transform": input_transform,
+        "input_adjoint": input_adjoint,
+        "output_transform": output_transform,
+        "output_adjoint": output_adjoint,
+        "filter_transform": filter_transform,
+        "filter_adjoint": filter_adjoint,
+    }

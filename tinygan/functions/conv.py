@@ -31,6 +31,7 @@ import numpy as np
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
+from tinygan.functions import conv_narrow
 
 Pair = tuple[int, int]
 IntOrPair = int | tuple[int, int] | list[int]
@@ -247,6 +248,8 @@ def _conv_forward(
     result, and the transposed result's copy back to (N, OC, OH, OW) costs more than the
     product gains (1.3x slower), so the transpose is taken only from _TRANSPOSED_MIN_K up.
     """
+    if conv_narrow.use_forward(x, w, stride, padding, dilation, groups, out_size, cols):
+        return conv_narrow.conv_forward(x, w, padding, out_size)  # few output channels: kn2row
     xp = get_array_module(x)
     N = x.shape[0]
     OC, Cg, KH, KW = w.shape
@@ -273,6 +276,8 @@ def _conv_transpose_forward(
 ) -> Any:
     """y = conv_transpose2d(x, w): cols_g = W_gᵀ (OC/g·KH·KW, C/g) @ x_g, then col2im
     (or, for large maps, by stride phases: see _conv_transpose_phases)."""
+    if conv_narrow.use_transpose(x, w, stride, padding, dilation, groups, out_size):
+        return conv_narrow.conv_transpose_forward(x, w, padding, out_size)  # few input channels
     grid = _phase_grid(x, w, stride, padding, dilation, groups, out_size)
     if grid is not None:
         return _conv_transpose_phases(x, w, stride, padding, groups, out_size, grid)
@@ -384,6 +389,8 @@ def _conv_weight_grad(
     way round it ran 6× to 90× slower here on a busy machine), so the larger of OC/g and
     C/g·KH·KW is made the row count: dWᵀ = cols_g @ gy_gᵀ when the columns are taller.
     """
+    if conv_narrow.use_weight_grad(x, gy, kernel, stride, padding, dilation, groups, cols):
+        return conv_narrow.conv_weight_grad(x, gy, kernel, padding)  # few output channels
     xp = get_array_module(x)
     C = x.shape[1]
     OC = gy.shape[1]

@@ -89,10 +89,13 @@ def time_interleaved(
 
 
 def set_threads(n: int) -> None:
-    """Same thread count on every side: NumPy's BLAS (threadpoolctl) and PyTorch's pool."""
+    """Same thread count on every side: NumPy's BLAS (threadpoolctl), Numba's pool (tinygan's
+    Winograd transforms) and PyTorch's pool."""
+    import numba
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         import torch
 

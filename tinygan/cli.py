@@ -49,7 +49,7 @@ def _check_device(device: str) -> None:
 
 
 def _limit_threads(n: int | None) -> Any:
-    """A context limiting BLAS to ``n`` threads (threadpoolctl); a no-op for None."""
+    """A context limiting BLAS (threadpoolctl) and Numba to ``n`` threads; a no-op for None."""
     if n is None:
         return contextlib.nullcontext()
     if n < 1:
@@ -58,6 +58,9 @@ def _limit_threads(n: int | None) -> Any:
         from threadpoolctl import threadpool_limits
     except ImportError:  # installed with scikit-learn, a dependency; say so if it is missing
         raise RuntimeError("--threads needs the threadpoolctl package") from None
+    import numba
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return threadpool_limits(n)
 
 

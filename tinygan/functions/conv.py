@@ -31,7 +31,7 @@ import numpy as np
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
-from tinygan.functions import conv_narrow
+from tinygan.functions import conv_narrow, winograd
 
 Pair = tuple[int, int]
 IntOrPair = int | tuple[int, int] | list[int]
@@ -248,6 +248,11 @@ def _conv_forward(
     result, and the transposed result's copy back to (N, OC, OH, OW) costs more than the
     product gains (1.3x slower), so the transpose is taken only from _TRANSPOSED_MIN_K up.
     """
+    fast = cols is None and winograd.variant_for(
+        x, w.shape[2:], stride, padding, dilation, groups, w.shape[1::-1]
+    )
+    if fast:
+        return winograd.conv2d(x, w, fast, stride, padding, out_size)
     if conv_narrow.use_forward(x, w, stride, padding, dilation, groups, out_size, cols):
         return conv_narrow.conv_forward(x, w, padding, out_size)  # few output channels: kn2row
     xp = get_array_module(x)
@@ -276,6 +281,9 @@ def _conv_transpose_forward(
 ) -> Any:
     """y = conv_transpose2d(x, w): cols_g = W_gᵀ (OC/g·KH·KW, C/g) @ x_g, then col2im
     (or, for large maps, by stride phases: see _conv_transpose_phases)."""
+    fast = winograd.variant_for(x, w.shape[2:], stride, padding, dilation, groups, w.shape[1::-1])
+    if fast:
+        return winograd.conv_transpose2d(x, w, fast, stride, padding, out_size)
     if conv_narrow.use_transpose(x, w, stride, padding, dilation, groups, out_size):
         return conv_narrow.conv_transpose_forward(x, w, padding, out_size)  # few input channels
     grid = _phase_grid(x, w, stride, padding, dilation, groups, out_size)
@@ -389,6 +397,12 @@ def _conv_weight_grad(
     way round it ran 6× to 90× slower here on a busy machine), so the larger of OC/g and
     C/g·KH·KW is made the row count: dWᵀ = cols_g @ gy_gᵀ when the columns are taller.
     """
+    channels = x.shape[1], gy.shape[1]
+    fast = cols is None and winograd.variant_for(
+        x, kernel, stride, padding, dilation, groups, channels
+    )
+    if fast:
+        return winograd.weight_grad(x, gy, fast, kernel, stride, padding)
     if conv_narrow.use_weight_grad(x, gy, kernel, stride, padding, dilation, groups, cols):
         return conv_narrow.conv_weight_grad(x, gy, kernel, padding)  # few output channels
     xp = get_array_module(x)
@@ -465,10 +479,13 @@ class ConvTranspose2d(_Convolution):
         weight gradient of conv2d(dy) multiply the same columns, and unfolding dy (the
         layer's output gradient, the largest array here) is the costliest copy of the
         backward. Saves one im2col per transposed convolution: DCGAN's G4, G3, G2 forward +
-        backward took 0.81x, 0.92x, 0.96x the time of computing them separately."""
+        backward took 0.81x, 0.92x, 0.96x the time of computing them separately. (Layers that
+        take the Winograd path have no columns to share.)"""
         p = self.params
         geometry = p["stride"], p["padding"], p["dilation"]
-        cols = im2col_array(gy, self.kernel, *geometry, self.in_size, batch_first=False)
+        cols = None
+        if not winograd.variant_for(gy, self.kernel, *geometry, p["groups"], w.shape[1::-1]):
+            cols = im2col_array(gy, self.kernel, *geometry, self.in_size, batch_first=False)
         gx = _conv_forward(gy, w, out_size=self.in_size, cols=cols, **self.params)
         gw = _conv_weight_grad(gy, x, self.kernel, cols=cols, **self.params)
         return Tensor._wrap(gx), Tensor._wrap(gw)

@@ -113,10 +113,10 @@ def _tiles(variant: Variant, batch: int, out_size: Pair) -> tuple[int, int, int]
     return th, tw, batch * th * tw
 
 
-def _kernels(variant: Variant, dtype: np.dtype) -> dict:
+def _kernels(variant: Variant, dtype: np.dtype, S: int) -> dict:  # noqa: N803
     from tinygan.functions.winograd_kernels import kernels
 
-    return kernels(variant.name, np.dtype(dtype).name)
+    return kernels(variant.name, np.dtype(dtype).name, S)
 
 
 def _filter(variant: Variant, w: Any, S: int) -> np.ndarray:
@@ -124,7 +124,7 @@ def _filter(variant: Variant, w: Any, S: int) -> np.ndarray:
     OC, C = w.shape[:2]
     a = variant.alpha
     U = np.empty((a, a, OC, C * S * S), dtype=w.dtype)
-    _kernels(variant, w.dtype)["filter_transform"](np.ascontiguousarray(w), S, U)
+    _kernels(variant, w.dtype, S)["filter_transform"](np.ascontiguousarray(w), U)
     return U.reshape(a * a, OC, C * S * S)
 
 
@@ -133,8 +133,8 @@ def _input(variant: Variant, x: Any, S: int, pad: int, th: int, tw: int) -> np.n
     N, C = x.shape[:2]
     a = variant.alpha
     V = np.empty((a, a, C * S * S, N * th * tw), dtype=x.dtype)
-    kernel = _kernels(variant, x.dtype)["input_transform"]
-    kernel(np.ascontiguousarray(x), S, pad, th, tw, V)
+    kernel = _kernels(variant, x.dtype, S)["input_transform"]
+    kernel(np.ascontiguousarray(x), pad, th, tw, V)
     return V.reshape(a * a, C * S * S, -1)
 
 
@@ -147,7 +147,7 @@ def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
         gy = np.pad(gy, ((0, 0), (0, 0), (0, full[0] - OH), (0, full[1] - OW)))
     a = variant.alpha
     dM = np.empty((a, a, OC, N * th * tw), dtype=gy.dtype)
-    _kernels(variant, gy.dtype)["output_adjoint"](gy, th, tw, dM)
+    _kernels(variant, gy.dtype, 1)["output_adjoint"](gy, th, tw, dM)
     return dM.reshape(a * a, OC, -1)
 
 
@@ -159,7 +159,7 @@ def conv2d(x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_si
     M = np.matmul(_filter(variant, w, S), _input(variant, x, S, pad, th, tw))
     y = np.empty((N, OC, th * variant.m, tw * variant.m), dtype=x.dtype)
     a = variant.alpha
-    _kernels(variant, x.dtype)["output_transform"](M.reshape(a, a, OC, -1), th, tw, y)
+    _kernels(variant, x.dtype, 1)["output_transform"](M.reshape(a, a, OC, -1), th, tw, y)
     if y.shape[2:] != tuple(out_size):
         y = np.ascontiguousarray(y[:, :, : out_size[0], : out_size[1]])
     return y
@@ -177,8 +177,8 @@ def conv_transpose2d(
     dV = np.matmul(U.transpose(0, 2, 1), _output_adjoint(variant, x, th, tw))
     y = np.zeros((N, C, *out_size), dtype=x.dtype)
     a = variant.alpha
-    kernel = _kernels(variant, x.dtype)["input_adjoint"]
-    kernel(dV.reshape(a, a, C * S * S, -1), S, pad, th, tw, y)
+    kernel = _kernels(variant, x.dtype, S)["input_adjoint"]
+    kernel(dV.reshape(a, a, C * S * S, -1), pad, th, tw, y)
     return y
 
 
@@ -194,5 +194,5 @@ def weight_grad(
     dU = np.matmul(_output_adjoint(variant, gy, th, tw), V.transpose(0, 2, 1))
     dw = np.empty((OC, C, *kernel), dtype=x.dtype)
     a = variant.alpha
-    _kernels(variant, x.dtype)["filter_adjoint"](dU.reshape(a, a, OC, C * S * S), S, dw)
+    _kernels(variant, x.dtype, S)["filter_adjoint"](dU.reshape(a, a, OC, C * S * S), dw)
     return dw

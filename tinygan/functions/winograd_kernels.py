@@ -18,6 +18,7 @@ contiguous last axis. Index conventions, shared with winograd.py:
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 import numba
@@ -25,6 +26,11 @@ import numpy as np
 from numba import prange
 
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
+
+# Numba's OpenMP threads spin after each parallel loop, taking the cores from the OpenBLAS
+# GEMM that comes next (a DCGAN step ran 1.3x slower); its own work-queue pool does not.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 @numba.njit
@@ -36,36 +42,41 @@ def _phase_columns(S, pad, sigma, width, W):  # noqa: N803
 
 
 @cache
-def kernels(name: str, dtype: str) -> dict:
-    """The six compiled transforms of the named Winograd variant for one dtype."""
+def kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
+    """The six compiled transforms of the named Winograd variant for one dtype and stride."""
     from tinygan.functions.winograd import VARIANTS
 
-    variant = VARIANTS[name]
-    return _build(
-        variant.BT.astype(dtype), variant.G.astype(dtype), variant.AT.astype(dtype), variant.m
-    )
+    v = VARIANTS[name]
+    return _build(v.BT.astype(dtype), v.G.astype(dtype), v.AT.astype(dtype), v.m, S)
 
 
-def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int) -> dict:  # noqa: C901
+def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int) -> dict:  # noqa: C901, N803
     alpha, r = G.shape
 
     @numba.njit(**_JIT)
-    def input_transform(x, S, pad, th, tw, V):  # noqa: N803  V = Bᵀ·P_tile·B
+    def input_transform(x, pad, th, tw, V):  # V = Bᵀ·P_tile·B
         N, C, H, W = x.shape
         width = tw * m + alpha - m
         for cp in prange(C * S * S):
             c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
             j0, j1 = _phase_columns(S, pad, sigma, width, W)
-            rows = np.empty((alpha, width), x.dtype)  # Bᵀ applied down a row of tiles
+            d = np.zeros((alpha, width), x.dtype)  # the α phase rows of a row of tiles
+            rows = np.empty((alpha, width), x.dtype)  # Bᵀ applied down their columns
             for n in range(N):
                 for ti in range(th):
-                    rows[:] = 0
                     for a in range(alpha):
                         row = S * (ti * m + a) + rho - pad
                         if 0 <= row < H:
-                            for k in range(alpha):
-                                for j in range(j0, j1):
-                                    rows[k, j] += BT[k, a] * x[n, c, row, S * j + sigma - pad]
+                            for j in range(j0, j1):
+                                d[a, j] = x[n, c, row, S * j + sigma - pad]
+                        else:
+                            d[a, j0:j1] = 0
+                    for k in range(alpha):
+                        for j in range(width):
+                            acc = BT[k, 0] * d[0, j]
+                            for a in range(1, alpha):
+                                acc += BT[k, a] * d[a, j]
+                            rows[k, j] = acc
                     t0 = (n * th + ti) * tw
                     for k in range(alpha):
                         for i in range(alpha):
@@ -76,13 +87,14 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int) -> dict:  # no
                                 V[k, i, cp, t0 + tj] = acc
 
     @numba.njit(**_JIT)
-    def input_adjoint(dV, S, pad, th, tw, dx):  # noqa: N803  dx += B·dV_tile·Bᵀ (dx zeroed)
+    def input_adjoint(dV, pad, th, tw, dx):  # dx += B·dV_tile·Bᵀ (dx zeroed)
         N, C, H, W = dx.shape
         width = tw * m + alpha - m
         for cp in prange(C * S * S):
             c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
             j0, j1 = _phase_columns(S, pad, sigma, width, W)
             rows = np.empty((alpha, width), dx.dtype)
+            d = np.empty((alpha, width), dx.dtype)
             for n in range(N):
                 for ti in range(th):
                     t0 = (n * th + ti) * tw
@@ -95,11 +107,16 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int) -> dict:  # no
                                     acc += dV[k, i, cp, t0 + tj] * BT[i, b]
                                 rows[k, tj * m + b] += acc
                     for a in range(alpha):
+                        for j in range(width):
+                            acc = BT[0, a] * rows[0, j]
+                            for k in range(1, alpha):
+                                acc += BT[k, a] * rows[k, j]
+                            d[a, j] = acc
+                    for a in range(alpha):
                         row = S * (ti * m + a) + rho - pad
                         if 0 <= row < H:
-                            for k in range(alpha):
-                                for j in range(j0, j1):
-                                    dx[n, c, row, S * j + sigma - pad] += BT[k, a] * rows[k, j]
+                            for j in range(j0, j1):
+                                dx[n, c, row, S * j + sigma - pad] += d[a, j]
 
     @numba.njit(**_JIT)
     def output_transform(M, th, tw, y):  # noqa: N803  y_tile = Aᵀ·M·A  (y: th·m × tw·m)
@@ -146,7 +163,7 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int) -> dict:  # no
                                 dM[k1, k2, co, t0 + tj] = acc
 
     @numba.njit(**_JIT)
-    def filter_transform(w, S, U):  # noqa: N803  U = G·w'·Gᵀ
+    def filter_transform(w, U):  # noqa: N803  U = G·w'·Gᵀ
         CO, C = w.shape[0], w.shape[1]
         for co in prange(CO):
             e = np.empty((alpha, r), w.dtype)
@@ -166,7 +183,7 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int) -> dict:  # no
                         U[k1, k2, co, cp] = acc
 
     @numba.njit(**_JIT)
-    def filter_adjoint(dU, S, dw):  # noqa: N803  dw' = Gᵀ·dU·G
+    def filter_adjoint(dU, dw):  # noqa: N803  dw' = Gᵀ·dU·G
         CO, C = dw.shape[0], dw.shape[1]
         for co in prange(CO):
             e = np.empty((r, alpha), dw.dtype)

@@ -91,11 +91,12 @@ def time_interleaved(
 def set_threads(n: int) -> None:
     """Same thread count on every side: NumPy's BLAS (threadpoolctl), Numba's pool (tinygan's
     Winograd transforms) and PyTorch's pool."""
-    import numba
     from threadpoolctl import threadpool_limits
 
+    from tinygan.functions import winograd_kernels
+
     threadpool_limits(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    winograd_kernels.set_num_threads(n)
     try:
         import torch
 

@@ -58,9 +58,9 @@ def _limit_threads(n: int | None) -> Any:
         from threadpoolctl import threadpool_limits
     except ImportError:  # installed with scikit-learn, a dependency; say so if it is missing
         raise RuntimeError("--threads needs the threadpoolctl package") from None
-    import numba
+    from tinygan.functions import winograd_kernels
 
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    winograd_kernels.set_num_threads(n)
     return threadpool_limits(n)
 
 

@@ -33,6 +33,11 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
+def set_num_threads(n: int) -> None:
+    """Run the transforms on ``n`` threads (at most the cores Numba found)."""
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
 @numba.njit
 def _phase_columns(S, pad, sigma, width, W):  # noqa: N803
     """The columns j < width of phase σ that fall inside x: [j0, j1)."""

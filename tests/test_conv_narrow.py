@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_grad, check_second_order
+from spy import count_calls
 
 import tinygan as tg
 from tinygan.backend import run_kernels_on_host
@@ -95,16 +96,8 @@ def test_narrow_products_match_im2col_and_pytorch(geometry, dtype, im2col_only):
 @pytest.fixture
 def narrow_calls(monkeypatch):
     """Count the narrow paths conv.py dispatches to."""
-    calls = []
-    for name in ("conv_forward", "conv_transpose_forward", "conv_weight_grad"):
-        original = getattr(cn, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(cn, name, counted)
-    return calls
+    names = ("conv_forward", "conv_transpose_forward", "conv_weight_grad")
+    return count_calls(monkeypatch, cn, names)
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES[:4])

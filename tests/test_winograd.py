@@ -10,6 +10,7 @@ import pytest
 from gradcheck import check_grad, check_second_order
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spy import count_calls
 from test_conv import naive_conv2d, naive_conv_transpose2d
 
 import tinygan as tg
@@ -33,16 +34,7 @@ def test_matrices_compute_the_correlation(name):
 def winograd_always(monkeypatch):
     """Take the Winograd path for any channel count, and record the products that did."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-    calls = []
-    for name in ("conv2d", "conv_transpose2d", "weight_grad"):
-        original = getattr(winograd, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(winograd, name, counted)
-    return calls
+    return count_calls(monkeypatch, winograd, ("conv2d", "conv_transpose2d", "weight_grad"))
 
 
 @st.composite
@@ -207,3 +199,21 @@ def test_which_products_take_the_path():
     assert winograd.variant_for(x, conv_channels=(3, 64), **take) is None
     assert winograd.variant_for(x, conv_channels=(64, 3), **take) is None
     assert winograd.variant_for(x.astype(np.float16), conv_channels=(64, 64), **take) is None
+
+
+def test_launches_from_several_threads_queue_up():
+    """Numba's work-queue pool aborts the process on concurrent parallel launches; the
+    kernels take a lock, so convolutions from several Python threads all finish right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = (0.1 * rng.standard_normal((16, 16, 3, 3))).astype(np.float32)
+    expected = naive_conv2d(x, w, None, (1, 1), (1, 1), (1, 1), 1)
+
+    def run(_):
+        return conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy()
+
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(run, range(16)):
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

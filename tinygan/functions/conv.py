@@ -16,6 +16,14 @@ On the CPU, conv_transpose2d of a large map whose kernel the stride divides (DCG
 stride 2) skips col2im: it unfolds x's windows instead and multiplies them by the kernel's
 stride phases (``_conv_transpose_phases``), a GEMM with a longer contraction and no fold.
 
+Two other CPU forms take over where they do less work, each in its own module and each
+choosing itself per product (forward, input gradient, weight gradient):
+  * winograd.py — 3×3 stride-1 and 4×4 stride-2 layers with at least 16 channels on both
+    sides (DCGAN, pix2pix, PatchGAN, CycleGAN's residual blocks): Winograd F(2×2, r×r),
+    16/36 or 9/16 of the multiplications;
+  * conv_narrow.py — stride-1 layers with few output channels (CycleGAN's 7×7 64→3 output):
+    the narrow side is unfolded instead of the wide one.
+
 The three ops close over differentiation (Dumoulin & Visin 2016, "A guide to convolution
 arithmetic"): conv2d's input gradient is conv_transpose2d with the same weight and vice
 versa, and both weight gradients are one bilinear op ``_WeightGrad(x, grad)`` whose own

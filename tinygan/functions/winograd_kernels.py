@@ -19,7 +19,10 @@ contiguous last axis. Index conventions, shared with winograd.py:
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import numba
 import numpy as np
@@ -207,11 +210,25 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int) -> dic
                             acc += e[q1, k2] * G[k2, q2]
                         dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
 
-    return {
-        "input_transform": input_transform,
-        "input_adjoint": input_adjoint,
-        "output_transform": output_transform,
-        "output_adjoint": output_adjoint,
-        "filter_transform": filter_transform,
-        "filter_adjoint": filter_adjoint,
-    }
+    compiled = (
+        input_transform,
+        input_adjoint,
+        output_transform,
+        output_adjoint,
+        filter_transform,
+        filter_adjoint,
+    )
+    return {kernel.__name__: _one_at_a_time(kernel) for kernel in compiled}
+
+
+# The work-queue pool runs one parallel loop at a time: launches from several Python threads
+# would abort the process, so they queue here instead.
+_LAUNCH = threading.Lock()
+
+
+def _one_at_a_time(kernel: Callable) -> Callable:
+    def launch(*args: Any) -> None:
+        with _LAUNCH:
+            kernel(*args)
+
+    return launch

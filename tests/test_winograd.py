@@ -34,7 +34,10 @@ def test_matrices_compute_the_correlation(name):
 def winograd_always(monkeypatch):
     """Take the Winograd path for any channel count, and record the products that did."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-    return count_calls(monkeypatch, winograd, ("conv2d", "conv_transpose2d", "weight_grad"))
+    names = ("conv2d", "conv_transpose2d", "weight_grad")
+    return count_calls(
+        monkeypatch, winograd, names + ("conv2d_backward", "conv_transpose2d_backward")
+    )
 
 
 @st.composite
@@ -117,30 +120,36 @@ def _conv_t(params):
 @given(case=winograd_cases(max_size=5))
 def test_conv2d_gradients(winograd_always, case):
     x, w, b, params = case
+    winograd_always.clear()
     check_grad(_conv(params), [x, w, b])
-    assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
+    assert {"conv2d", "conv2d_backward"} <= set(winograd_always)  # dx and dW share dM
 
 
 @settings(max_examples=15, **_SETTINGS)
 @given(case=winograd_cases(transpose=True, max_size=4))
 def test_conv_transpose2d_gradients(winograd_always, case):
     x, w, b, params = case
+    winograd_always.clear()
     check_grad(_conv_t(params), [x, w, b])
-    assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
+    assert {"conv_transpose2d", "conv_transpose2d_backward"} <= set(winograd_always)
 
 
 @settings(max_examples=6, **_SETTINGS)
 @given(case=winograd_cases(max_size=4))
 def test_conv2d_second_order(winograd_always, case):
     x, w, b, params = case
+    winograd_always.clear()
     check_second_order(_conv(params), [x, w, b])
+    assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
 
 
 @settings(max_examples=6, **_SETTINGS)
 @given(case=winograd_cases(transpose=True, max_size=3))
 def test_conv_transpose2d_second_order(winograd_always, case):
     x, w, b, params = case
+    winograd_always.clear()
     check_second_order(_conv_t(params), [x, w, b])
+    assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
 
 
 # DCGAN's D2 and G3 (4×4, stride 2, padding 1) and a CycleGAN residual conv (3×3 after

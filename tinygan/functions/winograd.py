@@ -169,18 +169,44 @@ def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
     return dM.reshape(a * a, OC, -1)
 
 
+def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -> Any:
+    """y = Aᵀ (U @ V) A per tile, cropped to ``shape`` (N, OC, OH, OW)."""
+    M = _product(U, V)
+    N, OC, OH, OW = shape
+    y = np.empty((N, OC, th * variant.m, tw * variant.m), dtype=V.dtype)
+    a = variant.alpha
+    _kernels(variant, V.dtype, 1)["output_transform"](M.reshape(a, a, OC, -1), th, tw, y)
+    if y.shape[2:] != (OH, OW):
+        y = np.ascontiguousarray(y[:, :, :OH, :OW])
+    return y
+
+
+def _inputs(variant: Variant, U: Any, dM: Any, S: int, pad: int, th: int, tw: int, shape: tuple):
+    """x = Σ_tiles B (Uᵀ @ dM) Bᵀ on the phase images of an x of ``shape``."""
+    dV = _product(U.transpose(0, 2, 1), dM)
+    x = np.zeros(shape, dtype=dM.dtype)
+    a = variant.alpha
+    kernel = _kernels(variant, dM.dtype, S)["input_adjoint"]
+    kernel(dV.reshape(a, a, shape[1] * S * S, -1), pad, th, tw, x)
+    return x
+
+
+def _weights(variant: Variant, dM: Any, V: Any, S: int, shape: tuple) -> Any:
+    """dW = Gᵀ (dM @ Vᵀ) G, scattered from phase kernels onto a weight of ``shape``."""
+    dU = _product(dM, V.transpose(0, 2, 1))
+    dw = np.empty(shape, dtype=V.dtype)
+    a = variant.alpha
+    kernel = _kernels(variant, V.dtype, S)["filter_adjoint"]
+    kernel(dU.reshape(a, a, shape[0], shape[1] * S * S), dw)
+    return dw
+
+
 def conv2d(x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair) -> Any:
     """y = conv2d(x, w): M = U @ V per point, then y = Aᵀ M A per tile."""
     S, pad = stride[0], padding[0]
-    N, OC = x.shape[0], w.shape[0]
-    th, tw, _ = _tiles(variant, N, out_size)
-    M = _product(_filter(variant, w, S), _input(variant, x, S, pad, th, tw))
-    y = np.empty((N, OC, th * variant.m, tw * variant.m), dtype=x.dtype)
-    a = variant.alpha
-    _kernels(variant, x.dtype, 1)["output_transform"](M.reshape(a, a, OC, -1), th, tw, y)
-    if y.shape[2:] != tuple(out_size):
-        y = np.ascontiguousarray(y[:, :, : out_size[0], : out_size[1]])
-    return y
+    th, tw, _ = _tiles(variant, x.shape[0], out_size)
+    V = _input(variant, x, S, pad, th, tw)
+    return _outputs(variant, _filter(variant, w, S), V, th, tw, (x.shape[0], w.shape[0], *out_size))
 
 
 def conv_transpose2d(
@@ -189,15 +215,10 @@ def conv_transpose2d(
     """y = conv_transpose2d(x, w), the adjoint of z ↦ conv2d(z, w) for z of ``out_size``:
     y = Σ_tiles B [Uᵀ @ (A x Aᵀ)] Bᵀ on the phase images of y."""
     S, pad = stride[0], padding[0]
-    N, C = x.shape[0], w.shape[1]
-    th, tw, _ = _tiles(variant, N, x.shape[2:])
+    th, tw, _ = _tiles(variant, x.shape[0], x.shape[2:])
+    dM = _output_adjoint(variant, x, th, tw)
     U = _filter(variant, w, S)
-    dV = _product(U.transpose(0, 2, 1), _output_adjoint(variant, x, th, tw))
-    y = np.zeros((N, C, *out_size), dtype=x.dtype)
-    a = variant.alpha
-    kernel = _kernels(variant, x.dtype, S)["input_adjoint"]
-    kernel(dV.reshape(a, a, C * S * S, -1), pad, th, tw, y)
-    return y
+    return _inputs(variant, U, dM, S, pad, th, tw, (x.shape[0], w.shape[1], *out_size))
 
 
 def weight_grad(
@@ -205,12 +226,32 @@ def weight_grad(
 ) -> Any:
     """dL/dW of y = conv2d(x, W) given gy: dU = (A gy Aᵀ) @ Vᵀ per point, dW = Gᵀ dU G."""
     S, pad = stride[0], padding[0]
-    N, C = x.shape[:2]
-    OC = gy.shape[1]
-    th, tw, _ = _tiles(variant, N, gy.shape[2:])
+    th, tw, _ = _tiles(variant, x.shape[0], gy.shape[2:])
     V = _input(variant, x, S, pad, th, tw)
-    dU = _product(_output_adjoint(variant, gy, th, tw), V.transpose(0, 2, 1))
-    dw = np.empty((OC, C, *kernel), dtype=x.dtype)
-    a = variant.alpha
-    _kernels(variant, x.dtype, S)["filter_adjoint"](dU.reshape(a, a, OC, C * S * S), dw)
-    return dw
+    dM = _output_adjoint(variant, gy, th, tw)
+    return _weights(variant, dM, V, S, (gy.shape[1], x.shape[1], *kernel))
+
+
+def conv2d_backward(
+    x: Any, w: Any, gy: Any, variant: Variant, stride: Pair, padding: Pair
+) -> tuple[Any, Any]:
+    """(dx, dW) of y = conv2d(x, w) at first order, transforming gy once for both."""
+    S, pad = stride[0], padding[0]
+    th, tw, _ = _tiles(variant, x.shape[0], gy.shape[2:])
+    dM = _output_adjoint(variant, gy, th, tw)
+    gx = _inputs(variant, _filter(variant, w, S), dM, S, pad, th, tw, x.shape)
+    gw = _weights(variant, dM, _input(variant, x, S, pad, th, tw), S, w.shape)
+    return gx, gw
+
+
+def conv_transpose2d_backward(
+    x: Any, w: Any, gy: Any, variant: Variant, stride: Pair, padding: Pair
+) -> tuple[Any, Any]:
+    """(dx, dW) of y = conv_transpose2d(x, w) at first order: dx = conv2d(gy, w) and dW =
+    weight_grad(gy, x) share the transform of gy, the layer's largest array."""
+    S, pad = stride[0], padding[0]
+    th, tw, _ = _tiles(variant, x.shape[0], x.shape[2:])
+    V = _input(variant, gy, S, pad, th, tw)
+    gx = _outputs(variant, _filter(variant, w, S), V, th, tw, x.shape)
+    gw = _weights(variant, _output_adjoint(variant, x, th, tw), V, S, w.shape)
+    return gx, gw

@@ -381,3 +381,31 @@ def _t(*shape):
 def test_errors_name_the_op_and_sizes(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_a_kernel_covering_the_map_is_a_dense_layer(monkeypatch, transpose):
+    """DCGAN's D5 (4×4 kernel on a 4×4 map) and G1 (1×1 -> 4×4) build no columns: their
+    values and gradients (to second order) match naive loops with im2col switched off."""
+    from tinygan.functions import conv
+
+    def no_columns(*args, **kwargs):
+        raise AssertionError("im2col called for a kernel covering the whole map")
+
+    monkeypatch.setattr(conv, "im2col_array", no_columns)
+    monkeypatch.setattr(conv, "col2im_array", no_columns)
+    rng = np.random.default_rng(0)
+    if transpose:
+        x, w = rng.standard_normal((3, 5, 1, 1)), rng.standard_normal((5, 2, 4, 3))
+        got = conv_transpose2d(tg.tensor(x), tg.tensor(w)).numpy()
+        expected = naive_conv_transpose2d(x, w, None, (1, 1), (0, 0), (0, 0), 1, (1, 1))
+        fn = _conv_t({})
+    else:
+        x, w = rng.standard_normal((3, 5, 4, 3)), rng.standard_normal((2, 5, 4, 3))
+        got = conv2d(tg.tensor(x), tg.tensor(w), stride=2).numpy()
+        expected = naive_conv2d(x, w, None, (2, 2), (0, 0), (1, 1), 1)
+        fn = _conv({"stride": 2})
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    b = rng.standard_normal(2)
+    check_grad(fn, [x, w, b])
+    check_second_order(fn, [x, w, b])

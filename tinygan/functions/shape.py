@@ -343,16 +343,21 @@ class PadAdjoint(Function):
         for axis, (before, after) in enumerate(widths):
             if before == 0 and after == 0:
                 continue
-            g = self.xp.moveaxis(g, axis, 0)
-            n = g.shape[0] - before - after
-            core = g[before : before + n].copy()
+            n = g.shape[axis] - before - after
+
+            def along(start: int, stop: int, step: int = 1, axis: int = axis) -> tuple:
+                return (slice(None),) * axis + (slice(start, stop, step),)
+
+            core = g[along(before, before + n)].copy()  # contiguous, in x's own layout
             if mode == "reflect":  # position before - j holds core[j]; reflection skips the edge
-                core[1 : before + 1] += g[:before][::-1]
-                core[n - 1 - after : n - 1] += g[before + n :][::-1]
+                core[along(1, before + 1)] += g[
+                    along(before - 1, None, -1) if before else along(0, 0)
+                ]
+                core[along(n - 1 - after, n - 1)] += g[along(g.shape[axis] - 1, before + n - 1, -1)]
             elif mode == "replicate":
-                core[0] += g[:before].sum(axis=0)
-                core[n - 1] += g[before + n :].sum(axis=0)
-            g = self.xp.moveaxis(core, 0, axis)
+                core[along(0, 1)] += g[along(0, before)].sum(axis=axis, keepdims=True)
+                core[along(n - 1, n)] += g[along(before + n, None)].sum(axis=axis, keepdims=True)
+            g = core
         return self.xp.ascontiguousarray(g)
 
     def backward(self, grad: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ import pytest
 from gradcheck import check_grad, check_second_order
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spy import count_calls
 
 import tinygan as tg
 from tinygan.functions.norm import (
@@ -268,3 +269,37 @@ def test_minibatch_stddev(groups, per_group, f, seed):
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+@pytest.mark.parametrize("kind", ["batch", "instance"])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (2, 5, 7), (2, 3, 2, 3, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_cpu_path_matches_the_array_path(monkeypatch, kind, affine, shape, dtype):
+    """norm_kernels.py (Numba) against norm.py's NumPy passes: outputs, running statistics,
+    and the first-order gradients of x, weight and bias."""
+    from tinygan.functions import norm_kernels
+
+    rng = np.random.default_rng(0)
+    x = (3 + 2 * rng.standard_normal(shape)).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    C = shape[1]
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    op = batch_norm if kind == "batch" else instance_norm
+
+    def run(fused: bool) -> list:
+        monkeypatch.setattr(norm_kernels, "usable", lambda a: fused)
+        calls = count_calls(monkeypatch, norm_kernels, ("forward", "backward"))
+        xt = tg.tensor(x, requires_grad=True)
+        wt, bt = (tg.tensor(p, requires_grad=True) for p in (w, b)) if affine else (None, None)
+        running = (np.zeros(C, dtype), np.ones(C, dtype))
+        extra = {"training": True} if kind == "batch" else {}
+        y = op(xt, *running, wt, bt, **extra)
+        y.backward(tg.tensor(g))
+        assert calls == (["forward", "backward"] if fused else [])
+        grads = [xt.grad.numpy()] + ([wt.grad.numpy(), bt.grad.numpy()] if affine else [])
+        return [y.numpy(), *running, *grads]
+
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for fused, arrays in zip(run(True), run(False)):
+        np.testing.assert_allclose(fused, arrays, **tol)

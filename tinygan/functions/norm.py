@@ -20,6 +20,7 @@ from typing import Any
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, kernel_runner
+from tinygan.functions import norm_kernels
 from tinygan.functions.math import sqrt
 from tinygan.functions.reduce import mean, var
 from tinygan.functions.shape import broadcast_to, concat, reshape, sum_to, sum_to_array
@@ -48,8 +49,12 @@ class _Normalize(Function):
         self.save_for_backward(x, *(() if w is None else (w,)))
         # batch and instance norm of float32 run kernels/{batch,instance}_norm.cu when they can
         self.runner = None if kind is None else kernel_runner(x)
+        # ... and norm_kernels.py (Numba) on the CPU
+        self.fused = kind is not None and self.runner is None and norm_kernels.usable(x)
         if self.runner is not None:
             y, variance = self._forward_kernels(x, w, b, kind)
+        elif self.fused:
+            y, variance = self._forward_fused(x, w, b, kind)
         else:
             y, variance = self._forward_arrays(x, w, b)
         if running is not None:
@@ -66,6 +71,14 @@ class _Normalize(Function):
         if b is not None:
             centred += b
         return centred, variance
+
+    def _forward_fused(self, x: Any, w: Any, b: Any, kind: str) -> tuple[Any, Any]:
+        self.per_sample = kind == "instance"
+        y, mu, variance, invstd = norm_kernels.forward(x, w, b, self.eps, self.per_sample)
+        kept = (x.shape[0] if self.per_sample else 1, x.shape[1]) + (1,) * (x.ndim - 2)
+        self.flat_stats = mu, invstd
+        self.mean, self.invstd = mu.reshape(kept), invstd.reshape(kept)
+        return y, variance.reshape(kept)
 
     def _forward_kernels(self, x: Any, w: Any, b: Any, kind: str) -> tuple[Any, Any]:
         w, b = (None if p is None else p.reshape(-1) for p in (w, b))
@@ -86,6 +99,13 @@ class _Normalize(Function):
         w = w[0] if w else None
         if self.runner is not None and grad.dtype == x.dtype and not is_grad_enabled():
             return self._backward_kernels(grad, x, w)
+        if self.fused and not is_grad_enabled():
+            mu, invstd = self.flat_stats
+            w_data = None if w is None else w.data
+            dx, dw, db = norm_kernels.backward(
+                grad.data, x.data, w_data, mu, invstd, self.per_sample
+            )
+            return self._wrap_grads(dx, dw, db, w)
         shapes = (None if w is None else w.shape, self.b_shape)
         if not is_grad_enabled() and all(_constant_over(s, self.axes, x.ndim) for s in shapes):
             return self._backward_arrays(grad.data, x.data, None if w is None else w.data)
@@ -147,6 +167,9 @@ class _Normalize(Function):
             backward = cuda_kernels.instance_norm_backward_gpu
             dx, dw, db = backward(grad.data, x.data, mu, invstd, flat_w, self.runner)
             dw, db = dw.sum(axis=0), db.sum(axis=0)  # per-(n, c) sums -> per channel
+        return self._wrap_grads(dx, dw, db, w)
+
+    def _wrap_grads(self, dx: Any, dw: Any, db: Any, w: Tensor | None) -> tuple:
         need_x, need_w, need_b = self.needs_input_grad
         return (
             Tensor._wrap(dx) if need_x else None,

@@ -18,9 +18,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, kernel_runner
-from tinygan.functions import norm_kernels
 from tinygan.functions.math import sqrt
 from tinygan.functions.reduce import mean, var
 from tinygan.functions.shape import broadcast_to, concat, reshape, sum_to, sum_to_array
@@ -50,7 +51,7 @@ class _Normalize(Function):
         # batch and instance norm of float32 run kernels/{batch,instance}_norm.cu when they can
         self.runner = None if kind is None else kernel_runner(x)
         # ... and norm_kernels.py (Numba) on the CPU
-        self.fused = kind is not None and self.runner is None and norm_kernels.usable(x)
+        self.fused = kind is not None and self.runner is None and _fused_kernels(x) is not None
         if self.runner is not None:
             y, variance = self._forward_kernels(x, w, b, kind)
         elif self.fused:
@@ -74,7 +75,8 @@ class _Normalize(Function):
 
     def _forward_fused(self, x: Any, w: Any, b: Any, kind: str) -> tuple[Any, Any]:
         self.per_sample = kind == "instance"
-        y, mu, variance, invstd = norm_kernels.forward(x, w, b, self.eps, self.per_sample)
+        forward = _fused_kernels(x).forward
+        y, mu, variance, invstd = forward(x, w, b, self.eps, self.per_sample)
         kept = (x.shape[0] if self.per_sample else 1, x.shape[1]) + (1,) * (x.ndim - 2)
         self.flat_stats = mu, invstd
         self.mean, self.invstd = mu.reshape(kept), invstd.reshape(kept)
@@ -102,9 +104,8 @@ class _Normalize(Function):
         if self.fused and not is_grad_enabled():
             mu, invstd = self.flat_stats
             w_data = None if w is None else w.data
-            dx, dw, db = norm_kernels.backward(
-                grad.data, x.data, w_data, mu, invstd, self.per_sample
-            )
+            backward = _fused_kernels(x.data).backward
+            dx, dw, db = backward(grad.data, x.data, w_data, mu, invstd, self.per_sample)
             return self._wrap_grads(dx, dw, db, w)
         shapes = (None if w is None else w.shape, self.b_shape)
         if not is_grad_enabled() and all(_constant_over(s, self.axes, x.ndim) for s in shapes):
@@ -176,6 +177,15 @@ class _Normalize(Function):
             Tensor._wrap(dw.reshape(w.shape)) if need_w else None,
             Tensor._wrap(db.reshape(self.b_shape)) if need_b else None,
         )
+
+
+def _fused_kernels(x: Any) -> Any:
+    """norm_kernels (imported on first use: it brings in Numba) when it can take x, else None."""
+    if type(x) is not np.ndarray:
+        return None
+    from tinygan.functions import norm_kernels
+
+    return norm_kernels if norm_kernels.usable(x) else None
 
 
 def _constant_over(shape: tuple | None, axes: tuple[int, ...], ndim: int) -> bool:

@@ -122,7 +122,7 @@ def _kernels(variant: Variant, dtype: np.dtype, S: int) -> dict:  # noqa: N803
 def _planes(a: int, rows: int, cols: int, dtype: Any) -> np.ndarray:
     """An empty (a, a, rows, cols) array of α² matrices whose spacing is not a multiple of
     4 KiB: the transforms touch all α² planes at once, and planes a power of two apart
-    share cache sets (the D2 input transform ran 1.5x faster once they did not)."""
+    share cache sets (a 256-channel 3×3 input transform ran 1.5x faster once they did not)."""
     size = rows * cols
     stride = size + (16 if (size * np.dtype(dtype).itemsize) % 4096 == 0 else 0)
     buffer = np.empty((a * a, stride), dtype=dtype)

@@ -102,7 +102,7 @@ def test_weight_gradient_matches_the_im2col_path(winograd_always, monkeypatch, c
     gy = np.random.default_rng(1).standard_normal(y.shape)
     geometry = (params["stride"],) * 2, (params["padding"],) * 2, (1, 1), 1
     got = conv._conv_weight_grad(x, gy, w.shape[2:], *geometry)
-    monkeypatch.setattr(winograd, "enabled", False)
+    monkeypatch.setattr(winograd, "ENABLED", False)
     expected = conv._conv_weight_grad(x, gy, w.shape[2:], *geometry)
     assert "weight_grad" in winograd_always
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)

@@ -372,15 +372,19 @@ def _add_train_options(p: argparse.ArgumentParser, cls: type[Loop]) -> None:
     g.add_argument("--num-samples", type=int, default=64, help="samples in each grid (default 64)")
     g.add_argument("--keep", type=int, default=2, help="checkpoints kept on disk (default 2)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    g.add_argument(
+    _threads_option(g)
+    cls.add_arguments(p.add_argument_group(f"{cls.name} options"))  # type: ignore[arg-type]
+
+
+def _threads_option(group: Any) -> None:
+    group.add_argument(
         "--threads",
         type=int,
         default=None,
         metavar="N",
-        help="CPU threads of NumPy's BLAS (default: its own choice, all cores); on a busy "
-        "machine --threads 1 can be several times faster",
+        help="CPU threads of NumPy's BLAS and of the Numba kernels (default: all cores); on a "
+        "busy machine --threads 1 can be several times faster",
     )
-    cls.add_arguments(p.add_argument_group(f"{cls.name} options"))  # type: ignore[arg-type]
 
 
 def _checkpoint_options(p: argparse.ArgumentParser) -> None:
@@ -397,14 +401,7 @@ def _checkpoint_options(p: argparse.ArgumentParser) -> None:
         help="device to run the generator on (default cpu)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="CPU threads of NumPy's BLAS (default: its own choice, all cores); on a busy "
-        "machine --threads 1 can be several times faster",
-    )
+    _threads_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

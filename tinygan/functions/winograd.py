@@ -77,7 +77,7 @@ _FOR_TAPS = {2: "F(2x2,2x2)", 3: "F(2x2,3x3)"}
 # this for the transforms' memory traffic to cost less than the multiplications saved.
 MIN_CHANNELS = 16
 
-enabled = True  # tests compare against the im2col path by switching this off
+ENABLED = True  # tests compare against the im2col path by switching this off
 
 
 def variant_for(
@@ -94,7 +94,7 @@ def variant_for(
     ``conv_channels`` is (C, OC) of the conv2d the product belongs to: conv_transpose2d is
     the adjoint of the conv2d with its weight, so its own channels are the other way round.
     """
-    if not enabled or type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64):
+    if not ENABLED or type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64):
         return None
     if groups != 1 or dilation != (1, 1) or stride[0] != stride[1] or stride[0] > 2:
         return None
@@ -108,9 +108,10 @@ def variant_for(
     return VARIANTS[_FOR_TAPS[KH // S]]
 
 
-def _tiles(variant: Variant, batch: int, out_size: Pair) -> tuple[int, int, int]:
+def _tiles(variant: Variant, out_size: Pair) -> tuple[int, int]:
+    """Tile rows and columns covering an output of ``out_size`` (the last ones may overhang)."""
     th, tw = (-(-size // variant.m) for size in out_size)
-    return th, tw, batch * th * tw
+    return th, tw
 
 
 def _kernels(variant: Variant, dtype: np.dtype, S: int) -> dict:  # noqa: N803
@@ -204,7 +205,7 @@ def _weights(variant: Variant, dM: Any, V: Any, S: int, shape: tuple) -> Any:
 def conv2d(x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair) -> Any:
     """y = conv2d(x, w): M = U @ V per point, then y = Aᵀ M A per tile."""
     S, pad = stride[0], padding[0]
-    th, tw, _ = _tiles(variant, x.shape[0], out_size)
+    th, tw = _tiles(variant, out_size)
     V = _input(variant, x, S, pad, th, tw)
     return _outputs(variant, _filter(variant, w, S), V, th, tw, (x.shape[0], w.shape[0], *out_size))
 
@@ -215,7 +216,7 @@ def conv_transpose2d(
     """y = conv_transpose2d(x, w), the adjoint of z ↦ conv2d(z, w) for z of ``out_size``:
     y = Σ_tiles B [Uᵀ @ (A x Aᵀ)] Bᵀ on the phase images of y."""
     S, pad = stride[0], padding[0]
-    th, tw, _ = _tiles(variant, x.shape[0], x.shape[2:])
+    th, tw = _tiles(variant, x.shape[2:])
     dM = _output_adjoint(variant, x, th, tw)
     U = _filter(variant, w, S)
     return _inputs(variant, U, dM, S, pad, th, tw, (x.shape[0], w.shape[1], *out_size))
@@ -226,7 +227,7 @@ def weight_grad(
 ) -> Any:
     """dL/dW of y = conv2d(x, W) given gy: dU = (A gy Aᵀ) @ Vᵀ per point, dW = Gᵀ dU G."""
     S, pad = stride[0], padding[0]
-    th, tw, _ = _tiles(variant, x.shape[0], gy.shape[2:])
+    th, tw = _tiles(variant, gy.shape[2:])
     V = _input(variant, x, S, pad, th, tw)
     dM = _output_adjoint(variant, gy, th, tw)
     return _weights(variant, dM, V, S, (gy.shape[1], x.shape[1], *kernel))
@@ -237,7 +238,7 @@ def conv2d_backward(
 ) -> tuple[Any, Any]:
     """(dx, dW) of y = conv2d(x, w) at first order, transforming gy once for both."""
     S, pad = stride[0], padding[0]
-    th, tw, _ = _tiles(variant, x.shape[0], gy.shape[2:])
+    th, tw = _tiles(variant, gy.shape[2:])
     dM = _output_adjoint(variant, gy, th, tw)
     gx = _inputs(variant, _filter(variant, w, S), dM, S, pad, th, tw, x.shape)
     gw = _weights(variant, dM, _input(variant, x, S, pad, th, tw), S, w.shape)
@@ -250,7 +251,7 @@ def conv_transpose2d_backward(
     """(dx, dW) of y = conv_transpose2d(x, w) at first order: dx = conv2d(gy, w) and dW =
     weight_grad(gy, x) share the transform of gy, the layer's largest array."""
     S, pad = stride[0], padding[0]
-    th, tw, _ = _tiles(variant, x.shape[0], x.shape[2:])
+    th, tw = _tiles(variant, x.shape[2:])
     V = _input(variant, gy, S, pad, th, tw)
     gx = _outputs(variant, _filter(variant, w, S), V, th, tw, x.shape)
     gw = _weights(variant, _output_adjoint(variant, x, th, tw), V, S, w.shape)

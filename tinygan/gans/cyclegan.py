@@ -87,22 +87,10 @@ class CycleGAN(TranslationLoop):
             "--ngf", type=int, default=16, help="G's channels after its stem (default 16; paper 64)"
         )
         add(
-            "--ndf",
-            type=int,
-            default=16,
-            help="D's channels in its first layer (default 16; paper 64)",
-        )
-        add(
             "--n-blocks",
             type=int,
             default=None,
             help="residual blocks of G and F (default 9 at >= 256 px, 6 at >= 128, else 3)",
-        )
-        add(
-            "--n-layers",
-            type=int,
-            default=3,
-            help="PatchGAN stride-2 layers: 3 = 70x70 patches (default)",
         )
         add(
             "--pool-size",
@@ -110,9 +98,7 @@ class CycleGAN(TranslationLoop):
             default=50,
             help="generated images kept for D per domain (default 50; 0: no pool)",
         )
-        add("--betas", type=float, nargs=2, default=(0.5, 0.999), metavar=("B1", "B2"),
-            help="Adam betas (default 0.5 0.999)")  # fmt: skip
-        cls.add_data_arguments(parser)
+        cls.add_shared_arguments(parser, ndf=16)
 
     def __init__(self, config: Mapping[str, Any], data: DataInfo, device: str = "cpu") -> None:
         super().__init__(config, data, device)

@@ -101,27 +101,13 @@ class Pix2Pix(TranslationLoop):
             help="G's channels at full resolution (default 32; paper 64)",
         )
         add(
-            "--ndf",
-            type=int,
-            default=32,
-            help="D's channels in its first layer (default 32; paper 64)",
-        )
-        add(
             "--depth",
             type=int,
             default=None,
             help="U-Net down-samplings (default: as many as divide --image-size, at most 8)",
         )
-        add(
-            "--n-layers",
-            type=int,
-            default=3,
-            help="PatchGAN stride-2 layers: 3 = 70x70 patches (default), 2 = 34, 1 = 16",
-        )
         add("--dropout", type=float, default=0.5, help="dropout in G's decoder (default 0.5)")
-        add("--betas", type=float, nargs=2, default=(0.5, 0.999), metavar=("B1", "B2"),
-            help="Adam betas (default 0.5 0.999)")  # fmt: skip
-        cls.add_data_arguments(parser)
+        cls.add_shared_arguments(parser, ndf=32)
 
     def __init__(self, config: Mapping[str, Any], data: DataInfo, device: str = "cpu") -> None:
         super().__init__(config, data, device)

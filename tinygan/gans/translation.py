@@ -338,7 +338,20 @@ class TranslationLoop(Loop):
     data_kinds = ("image",)
 
     @classmethod
-    def add_data_arguments(cls, parser: argparse.ArgumentParser) -> None:
+    def add_shared_arguments(cls, parser: argparse.ArgumentParser, ndf: int) -> None:
+        """The options both translation loops have: the PatchGAN's width and depth, Adam's
+        betas, and how folder images are loaded."""
+        add = parser.add_argument
+        add(
+            "--ndf",
+            type=int,
+            default=ndf,
+            help=f"D's first-layer channels (default {ndf}; paper 64)",
+        )
+        layers = "PatchGAN stride-2 layers: 3 = 70x70 patches (default), 2 = 34, 1 = 16"
+        add("--n-layers", type=int, default=3, help=layers)
+        add("--betas", type=float, nargs=2, default=(0.5, 0.999), metavar=("B1", "B2"),
+            help="Adam betas (default 0.5 0.999)")  # fmt: skip
         parser.add_argument(
             "--load-size",
             type=int,

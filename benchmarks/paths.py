@@ -1,0 +1,137 @@
+"""Each CPU fast path against the path it replaced, in one process, interleaved rounds.
+
+    python -m benchmarks.paths            # 2 threads, writes results/<date>_cpu_paths.md
+
+Every case runs a layer's forward + backward twice: "on" with the fast path, "off" with its
+switch turned off (the general im2col or NumPy-pass path that runs without it). The paths:
+Winograd (functions/winograd.py), the narrow-layer unfold (conv_narrow.py), the dense layer
+for a kernel covering the whole map (conv._covers), and the Numba-fused norms
+(norm_kernels.py). This is where benchmarks/NOTES.md's per-path figures come from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from benchmarks.harness import (
+    CaseResult,
+    machine_description,
+    set_threads,
+    time_interleaved,
+    write_results,
+)
+
+
+@contextlib.contextmanager
+def _switched_off(path: str) -> Iterator[None]:
+    from tinygan.functions import conv, conv_narrow, norm_kernels, winograd
+
+    module, name, off = {
+        "winograd": (winograd, "ENABLED", False),
+        "narrow": (conv_narrow, "ENABLED", False),
+        "dense": (conv, "_covers", lambda *args: False),
+        "fused norm": (norm_kernels, "usable", lambda x: False),
+    }[path]
+    saved = getattr(module, name)
+    setattr(module, name, off)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+def _conv_step(x_shape: tuple, w_shape: tuple, transpose: bool = False, **geometry) -> Callable:
+    import tinygan as tg
+    import tinygan.functions as F
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = tg.tensor((0.05 * rng.standard_normal(w_shape)).astype(np.float32), requires_grad=True)
+    op = F.conv_transpose2d if transpose else F.conv2d
+
+    def step() -> None:
+        xt = tg.tensor(x, requires_grad=True)
+        op(xt, w, **geometry).sum().backward()
+
+    return step
+
+
+def _norm_step(kind: str, shape: tuple) -> Callable:
+    import tinygan as tg
+    import tinygan.functions as F
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    w, b = (tg.tensor(np.full(shape[1], v, np.float32), requires_grad=True) for v in (1, 0))
+
+    def step() -> None:
+        xt = tg.tensor(x, requires_grad=True)
+        if kind == "batch":
+            y = F.batch_norm(xt, None, None, w, b, training=True)
+        else:
+            y = F.instance_norm(xt, None, None, w, b)
+        (y * y).sum().backward()
+
+    return step
+
+
+CASES = {
+    "DCGAN D2 conv 64->128 32->16 fwd+bwd": (
+        "winograd",
+        lambda: _conv_step((64, 64, 32, 32), (128, 64, 4, 4), stride=2, padding=1),
+    ),
+    "DCGAN G3 convT 256->128 8->16 fwd+bwd": (
+        "winograd",
+        lambda: _conv_step((64, 256, 8, 8), (256, 128, 4, 4), True, stride=2, padding=1),
+    ),
+    "CycleGAN residual conv 256->256 3x3 32px fwd+bwd": (
+        "winograd",
+        lambda: _conv_step((1, 256, 34, 34), (256, 256, 3, 3)),
+    ),
+    "CycleGAN output conv 64->3 7x7 128px fwd+bwd": (
+        "narrow",
+        lambda: _conv_step((1, 64, 134, 134), (3, 64, 7, 7)),
+    ),
+    "DCGAN D5 conv 512->1 4->1 fwd+bwd": (
+        "dense",
+        lambda: _conv_step((64, 512, 4, 4), (1, 512, 4, 4)),
+    ),
+    "BN (64,64,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 64, 32, 32))),
+    "BN (64,128,16,16) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 128, 16, 16))),
+    "IN (1,64,128,128) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 64, 128, 128))),
+    "IN (1,256,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 256, 32, 32))),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=15)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    rows = [
+        "| case | path | on ms (median) | off ms (median) | on / off |",
+        "|---|---|---|---|---|",
+    ]
+    raw = []
+    for case, (path, build) in CASES.items():
+        on = build()
+
+        def off(on: Callable = on, path: str = path) -> None:
+            with _switched_off(path):
+                on()
+
+        timings = time_interleaved({"on": on, "off": off}, warmup=2, reps=args.reps)
+        raw.append(CaseResult(case, timings=dict(timings)))
+        t_on, t_off = timings["on"].median * 1e3, timings["off"].median * 1e3
+        rows.append(f"| {case} | {path} | {t_on:.2f} | {t_off:.2f} | {t_on / t_off:.2f} |")
+        print(rows[-1], flush=True)
+    path = write_results("paths", "cpu", machine_description(args.threads), "\n".join(rows), raw)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

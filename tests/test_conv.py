@@ -409,3 +409,40 @@ def test_a_kernel_covering_the_map_is_a_dense_layer(monkeypatch, transpose):
     b = rng.standard_normal(2)
     check_grad(fn, [x, w, b])
     check_second_order(fn, [x, w, b])
+
+
+@pytest.mark.parametrize("min_contraction", [0, 10**9])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_both_product_layouts(monkeypatch, min_contraction, groups):
+    """conv2d's forward product and weight gradient each have two layouts, the product or
+    its transpose (conv._transposed_is_faster picks by shape): forced either way, values
+    match naive loops and gradients match finite differences."""
+    from tinygan.functions import conv, winograd
+
+    monkeypatch.setattr(conv, "_TRANSPOSED_MIN_K", min_contraction)
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    rng = np.random.default_rng(1)
+    # 2 output channels per group against 4·3·3 = 36 columns: fewer rows than columns
+    x, w, b = (
+        rng.standard_normal((2, 4 * groups, 7, 6)),
+        rng.standard_normal((2 * groups, 4, 3, 3)),
+        rng.standard_normal(2 * groups),
+    )
+    params = {"stride": 2, "padding": (1, 1), "dilation": 1, "groups": groups}
+    got = conv2d(tg.tensor(x), tg.tensor(w), tg.tensor(b), **params).numpy()
+    expected = naive_conv2d(x, w, b, (2, 2), (1, 1), (1, 1), groups)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    check_grad(_conv(params), [x, w, b])
+
+
+def test_the_product_layout_follows_the_measurements():
+    """The shapes quoted in conv._transposed_is_faster's docstring take the faster layout."""
+    from tinygan.functions.conv import _transposed_is_faster
+
+    assert _transposed_is_faster(512, 1024, 4096)  # DCGAN 256->512 forward, im2col path
+    assert _transposed_is_faster(64, 147, 16384)  # CycleGAN 7x7 stem weight gradient
+    assert not _transposed_is_faster(512, 4096, 225)  # PatchGAN 256->512 weight gradient
+    assert not _transposed_is_faster(128, 4096, 576)  # 3x3 stride-2 64->128 forward
+    assert not _transposed_is_faster(256, 1024, 1152)  # 3x3 stride-2 128->256 forward
+    assert not _transposed_is_faster(64, 65536, 48)  # DCGAN D1 forward
+    assert not _transposed_is_faster(1024, 512, 8192)  # more rows than columns: never

@@ -255,13 +255,8 @@ def _conv_forward(
 ) -> Any:
     """y = conv2d(x, w): y_g (OC/g, N·OH·OW) = W_g (OC/g, C/g·KH·KW) @ cols_g.
 
-    The product has few rows (OC/g) and very many columns (N·OH·OW). As with the weight
-    gradient, OpenBLAS runs such a product faster as its transpose, y_gᵀ = cols_gᵀ @ W_gᵀ,
-    whose result has many rows: 1.3-1.6x on DCGAN's D2-D4 forward products here (which are
-    also G's input gradients), e.g. 256->512 channels 8->4 px: 23 -> 45 GFLOP/s. When the
-    contraction C/g·KH·KW is short (D1: 3·16 = 48) the product is bound by writing its
-    result, and the transposed result's copy back to (N, OC, OH, OW) costs more than the
-    product gains (1.3x slower), so the transpose is taken only from _TRANSPOSED_MIN_K up.
+    The product has few rows (OC/g) and many columns (N·OH·OW); with a long contraction it
+    is computed as its transpose, y_gᵀ = cols_gᵀ @ W_gᵀ (see _transposed_is_faster).
     """
     fast = cols is None and winograd.variant_for(
         x, w.shape[2:], stride, padding, dilation, groups, w.shape[1::-1]
@@ -280,7 +275,7 @@ def _conv_forward(
         cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size, batch_first=False)
     cols = cols.reshape(groups, Cg * KH * KW, -1)
     w = w.reshape(groups, OC // groups, -1)
-    if Cg * KH * KW >= _TRANSPOSED_MIN_K and OC // groups < cols.shape[2]:
+    if _transposed_is_faster(OC // groups, cols.shape[2], Cg * KH * KW):
         yt = xp.matmul(cols.transpose(0, 2, 1), w.transpose(0, 2, 1))  # (g, N·OH·OW, OC/g)
         y = yt.reshape(groups, N, OH * OW, OC // groups).transpose(1, 0, 3, 2)
         return xp.ascontiguousarray(y).reshape(N, OC, OH, OW)
@@ -288,9 +283,25 @@ def _conv_forward(
     return xp.ascontiguousarray(y.reshape(OC, N, OH, OW).transpose(1, 0, 2, 3))
 
 
-# Contraction length from which conv2d's forward product is computed transposed (see
-# _conv_forward): measured at 48 (slower transposed) and at 1024-4096 (faster).
-_TRANSPOSED_MIN_K = 256
+def _transposed_is_faster(rows: int, cols: int, contraction: int) -> bool:
+    """Whether OpenBLAS runs a product with fewer rows than columns faster as its transpose
+    (many rows), plus the copy that lays the result back out.
+
+    A long contraction split over few rows is what OpenBLAS threads badly: DCGAN's
+    256->512 forward (512 rows, contraction 4096) ran at 23 GFLOP/s, its transpose at 45;
+    CycleGAN's 7x7 stem weight gradient (contraction 16384) took 2.2 ms transposed against
+    3.5 ms. With a short contraction the product is bound by its result, and the transposed
+    copy of that result costs more than the product gains: CycleGAN's PatchGAN 256->512
+    weight gradient (512 x 4096 result, contraction 225) took 15 ms transposed against 5.1
+    ms direct, its 3x3 stride-2 64->128 forward (contraction 576) 3.8 against 3.2 ms,
+    DCGAN's D1 forward (48) 7.8 against 5.7 ms. Between the two, a 128->256 forward and
+    weight gradient with contraction 1024-1152 ran 0.9x direct, a 64->128 weight gradient
+    with contraction 4096 1.05x.
+    """
+    return rows < cols and contraction >= _TRANSPOSED_MIN_K
+
+
+_TRANSPOSED_MIN_K = 2048
 
 
 def _conv_transpose_forward(
@@ -414,10 +425,8 @@ def _conv_weight_grad(
     """dL/dW of y = conv2d(x, W) given gy = dL/dy: Σ_n,oh,ow gy ⊗ cols, one GEMM per group
     over the whole batch, gy_g (OC/g, N·OH·OW) @ cols_gᵀ (N·OH·OW, C/g·KH·KW).
 
-    This product is small and its inner dimension long. OpenBLAS splits such a product over
-    its threads well only when the result has at least as many rows as columns (the other
-    way round it ran 6× to 90× slower here on a busy machine), so the larger of OC/g and
-    C/g·KH·KW is made the row count: dWᵀ = cols_g @ gy_gᵀ when the columns are taller.
+    With few rows (OC/g) against its columns (C/g·KH·KW) and a long contraction (N·OH·OW)
+    it is computed as its transpose, dWᵀ = cols_g @ gy_gᵀ (see _transposed_is_faster).
     """
     channels = x.shape[1], gy.shape[1]
     fast = cols is None and winograd.variant_for(
@@ -437,10 +446,10 @@ def _conv_weight_grad(
         cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:], batch_first=False)
     cols = cols.reshape(groups, -1, cols.shape[3] * cols.shape[4] * cols.shape[5])
     gy = _batch_last(gy).reshape(groups, OC // groups, -1)
-    if gy.shape[1] >= cols.shape[1]:
-        grad = xp.matmul(gy, cols.transpose(0, 2, 1))
-    else:
+    if _transposed_is_faster(gy.shape[1], cols.shape[1], gy.shape[2]):
         grad = xp.ascontiguousarray(xp.matmul(cols, gy.transpose(0, 2, 1)).transpose(0, 2, 1))
+    else:
+        grad = xp.matmul(gy, cols.transpose(0, 2, 1))
     return grad.reshape(OC, C // groups, *kernel)
 
 

@@ -5,8 +5,10 @@
 Every case runs a layer's forward + backward twice: "on" with the fast path, "off" with its
 switch turned off (the general im2col or NumPy-pass path that runs without it). The paths:
 Winograd (functions/winograd.py), the narrow-layer unfold (conv_narrow.py), the dense layer
-for a kernel covering the whole map (conv._covers), and the Numba-fused norms
-(norm_kernels.py). This is where benchmarks/NOTES.md's per-path figures come from.
+for a kernel covering the whole map (conv._covers), the Numba-fused norms (norm_kernels.py)
+and activations (activation_kernels.py), and the im2col products' layout rule
+(conv._transposed_is_faster; "off" transposes every product with fewer rows than columns).
+This is where benchmarks/NOTES.md's per-path figures come from.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from benchmarks.harness import (
 
 @contextlib.contextmanager
 def _switched_off(path: str) -> Iterator[None]:
-    from tinygan.functions import conv, conv_narrow, norm_kernels, winograd
+    from tinygan.functions import activation_kernels, conv, conv_narrow, norm_kernels, winograd
 
     module, name, off = {
         "winograd": (winograd, "ENABLED", False),
         "narrow": (conv_narrow, "ENABLED", False),
         "dense": (conv, "_covers", lambda *args: False),
         "fused norm": (norm_kernels, "usable", lambda x: False),
+        "fused activation": (activation_kernels, "usable", lambda *args: False),
+        # off: every im2col product with fewer rows than columns transposed, as before
+        "product layout": (conv, "_TRANSPOSED_MIN_K", 0),
     }[path]
     saved = getattr(module, name)
     setattr(module, name, off)
@@ -78,6 +83,21 @@ def _norm_step(kind: str, shape: tuple) -> Callable:
     return step
 
 
+def _activation_step(act: str, shape: tuple) -> Callable:
+    import tinygan as tg
+    import tinygan.functions as F
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = tg.tensor(rng.standard_normal(shape).astype(np.float32))
+
+    def step() -> None:
+        xt = tg.tensor(x, requires_grad=True)
+        (F.leaky_relu(xt, 0.2) if act == "leaky_relu" else F.relu(xt)).backward(g)
+
+    return step
+
+
 CASES = {
     "DCGAN D2 conv 64->128 32->16 fwd+bwd": (
         "winograd",
@@ -99,10 +119,22 @@ CASES = {
         "dense",
         lambda: _conv_step((64, 512, 4, 4), (1, 512, 4, 4)),
     ),
+    "CycleGAN PatchGAN conv 256->512 4x4 16->15 fwd+bwd": (
+        "product layout",
+        lambda: _conv_step((1, 256, 16, 16), (512, 256, 4, 4), padding=1),
+    ),
     "BN (64,64,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 64, 32, 32))),
     "BN (64,128,16,16) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 128, 16, 16))),
     "IN (1,64,128,128) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 64, 128, 128))),
     "IN (1,256,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 256, 32, 32))),
+    "leaky_relu (64,64,32,32) fwd+bwd": (
+        "fused activation",
+        lambda: _activation_step("leaky_relu", (64, 64, 32, 32)),
+    ),
+    "relu (1,256,32,32) fwd+bwd": (
+        "fused activation",
+        lambda: _activation_step("relu", (1, 256, 32, 32)),
+    ),
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, kernel_runner
 from tinygan.functions.math import exp, where
@@ -17,27 +19,35 @@ from tinygan.functions.shape import reshape
 
 
 class _OutputActivation(Function):
-    """An activation whose derivative is a function of its output y. For float32 arrays with
-    a kernel runner (a GPU, or the host shim in tests) forward and first-order backward run
-    the fused kernels of kernels/bias_act.cu; otherwise ``compute`` and ``derivative``."""
+    """An activation whose derivative is a function of its output y. Forward and first-order
+    backward run fused: for float32 arrays with a kernel runner (a GPU, or the host shim in
+    tests) the kernels of kernels/bias_act.cu, for NumPy arrays the Numba loops of
+    activation_kernels.py. Otherwise, and for higher orders, ``compute`` and ``derivative``."""
 
     act = ""
 
     def forward(self, x: Any, slope: float = 0.0) -> Any:
         self.slope = slope
         self.runner = kernel_runner(x) if x.ndim >= 2 and slope >= 0 else None
+        out = None
         if self.runner is not None:
             out = cuda_kernels.bias_act_gpu(x, None, self.act, slope, self.runner)
-        else:
+        elif _fused_kernels(x, self.act, slope) is not None:
+            out = _fused_kernels(x, self.act, slope).forward(x, self.act, slope)
+        if out is None:
             out = self.compute(x)
         self.save_for_backward(out)
         return out
 
     def backward(self, grad: Tensor) -> Tensor:
         (out,) = self.saved_tensors
-        if self.runner is not None and grad.dtype == out.dtype and not is_grad_enabled():
+        first_order = grad.dtype == out.dtype and grad.shape == out.shape and not is_grad_enabled()
+        if first_order and self.runner is not None:
             backward = cuda_kernels.bias_act_backward_gpu
             return Tensor._wrap(backward(grad.data, out.data, self.act, self.slope, self.runner))
+        fused = _fused_kernels(out.data, self.act, self.slope)
+        if first_order and fused is not None:
+            return Tensor._wrap(fused.backward(grad.data, out.data, self.act, self.slope))
         return self.derivative(grad, out)
 
     def compute(self, x: Any) -> Any:
@@ -170,6 +180,15 @@ class LogSoftmax(Function):
     def backward(self, grad: Tensor) -> Tensor:
         (out,) = self.saved_tensors
         return grad - exp(out) * grad.sum(axis=self.axis, keepdims=True)
+
+
+def _fused_kernels(x: Any, act: str, slope: float) -> Any:
+    """activation_kernels (imported on first use: it brings in Numba) when it can take x."""
+    if type(x) is not np.ndarray:
+        return None
+    from tinygan.functions import activation_kernels
+
+    return activation_kernels if activation_kernels.usable(x, act, slope) else None
 
 
 def relu(x: Tensor) -> Tensor:

@@ -1,0 +1,25 @@
+"""benchmarks/paths.py's switches: each names a real module attribute, changes it inside the
+context and restores it after (a renamed switch would otherwise time the same path twice)."""
+
+from __future__ import annotations
+
+from benchmarks.paths import CASES, _switched_off
+from tinygan.functions import activation_kernels, conv, conv_narrow, norm_kernels, winograd
+
+SWITCHES = {
+    "winograd": (winograd, "ENABLED"),
+    "narrow": (conv_narrow, "ENABLED"),
+    "dense": (conv, "_covers"),
+    "fused norm": (norm_kernels, "usable"),
+    "fused activation": (activation_kernels, "usable"),
+    "product layout": (conv, "_TRANSPOSED_MIN_K"),
+}
+
+
+def test_every_switch_turns_its_path_off_and_back():
+    assert {path for path, _ in CASES.values()} == set(SWITCHES)
+    for path, (module, name) in SWITCHES.items():
+        before = getattr(module, name)
+        with _switched_off(path):
+            assert getattr(module, name) is not before, path
+        assert getattr(module, name) is before, path

@@ -28,6 +28,27 @@ def test_shared_gradient_arrays_are_not_aliased():
     np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
 
 
+def test_first_order_sums_never_write_into_shared_gradients():
+    """At first order the engine sums a tensor's gradients in place, into an array of its
+    own only: here x's three gradients are one shared array (Add hands it to both inputs),
+    then a fresh sum, then an in-place add; the caller's gradient, the intermediate node's
+    and the other leaf's stay untouched."""
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    w = tg.tensor([5.0, 7.0], requires_grad=True)
+    g = tg.tensor([1.0, 10.0])
+    before = g.numpy().copy()
+    h = x + w  # an intermediate node that receives the shared gradient twice
+    (h + h + x).backward(g)
+    np.testing.assert_array_equal(g.numpy(), before)
+    np.testing.assert_array_equal(x.grad.numpy(), 3 * before)
+    np.testing.assert_array_equal(w.grad.numpy(), 2 * before)
+    x.grad.data += 100  # each leaf's .grad is its own array
+    np.testing.assert_array_equal(w.grad.numpy(), 2 * before)
+    y = tg.tensor([3.0, 4.0], requires_grad=True)
+    (y * 1 + y * 2 + y * 4).sum().backward()  # three gradients, two sums
+    np.testing.assert_array_equal(y.grad.numpy(), [7.0, 7.0])
+
+
 def test_second_backward_through_freed_graph_is_an_error():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp()).sum()

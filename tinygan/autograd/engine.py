@@ -89,12 +89,23 @@ def _nodes_reaching(order: list[Function], target_ids: set[int]) -> set[int]:
     return reaching
 
 
-def _add(table: dict, key: int, owner: object, grad: Tensor) -> None:
+def _add(table: dict, key: int, owner: object, grad: Tensor, on_arrays: bool) -> None:
+    """Sum the gradients reaching one node or leaf: entry [owner, sum, owned].
+
+    With a graph being recorded (create_graph) the sum is a tinygan op. At first order it is
+    taken on the arrays: the first sum makes a fresh array (``owned``), and later ones add
+    into it in place. Gradients arriving here may share one array (Add's backward hands the
+    same one to both inputs), so only an array made here is ever written to.
+    """
     entry = table.get(key)
     if entry is None:
-        table[key] = [owner, grad]
-    else:
+        table[key] = [owner, grad, False]
+    elif not on_arrays:
         entry[1] = entry[1] + grad
+    elif entry[2]:
+        entry[1].data += grad.data
+    else:
+        entry[1], entry[2] = Tensor._wrap(entry[1].data + grad.data), True
 
 
 def _fit(grad: Tensor, shape: tuple, dtype: np.dtype, node: Function) -> Tensor:
@@ -119,9 +130,9 @@ def _run(
     captured: dict[int, Tensor] = {}
     for out, g in zip(outputs, out_grads):
         if out._node is None:
-            _add(leaf_grads, id(out), out, g)
+            _add(leaf_grads, id(out), out, g, not create_graph)
         else:
-            _add(node_grads, id(out._node), out._node, g)
+            _add(node_grads, id(out._node), out._node, g, not create_graph)
     order = _topological_order([o._node for o in outputs if o._node is not None])
     useful = None if targets is None else _nodes_reaching(order, targets)
     with set_grad_enabled(create_graph):
@@ -156,23 +167,21 @@ def _run(
                 if g is None or not needed:
                     continue
                 if isinstance(parent, Function):
-                    _add(
-                        node_grads,
-                        id(parent),
-                        parent,
-                        _fit(g, parent.out_shape, parent.out_dtype, node),
-                    )
+                    g = _fit(g, parent.out_shape, parent.out_dtype, node)
+                    _add(node_grads, id(parent), parent, g, not create_graph)
                 else:
-                    _add(leaf_grads, id(parent), parent, _fit(g, parent.shape, parent.dtype, node))
+                    g = _fit(g, parent.shape, parent.dtype, node)
+                    _add(leaf_grads, id(parent), parent, g, not create_graph)
             if not retain_graph:
                 node.release()
     for entry in leaf_grads.values():
-        leaf, grad = entry
+        leaf, grad = entry[0], entry[1]
         if leaf._hooks:
             for hook in leaf._hooks:
                 replaced = hook(grad)
                 grad = grad if replaced is None else replaced
-            entry[1] = grad
+            if grad is not entry[1]:
+                entry[1], entry[2] = grad, False
     return leaf_grads, captured
 
 
@@ -187,12 +196,13 @@ def backward(
     out_grads = _root_grads(outputs, _as_list(grad_outputs), "backward")
     retain = create_graph if retain_graph is None else retain_graph
     leaf_grads, _ = _run(outputs, out_grads, retain, create_graph, targets=None)
-    for leaf, grad in leaf_grads.values():
+    for leaf, grad, owned in leaf_grads.values():
         if create_graph:
             leaf.grad = grad if leaf.grad is None else leaf.grad + grad
-        else:  # a fresh array: gradients of different leaves may share one array
-            data = grad.data.copy() if leaf.grad is None else leaf.grad.data + grad.data
-            leaf.grad = Tensor._wrap(data)
+        elif leaf.grad is None:  # its own array: gradients of different leaves may share one
+            leaf.grad = grad if owned else Tensor._wrap(grad.data.copy())
+        else:
+            leaf.grad = Tensor._wrap(leaf.grad.data + grad.data)
 
 
 def grad(

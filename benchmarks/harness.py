@@ -27,6 +27,15 @@ class Unsupported(Exception):
     """Raised by a setup when an implementation lacks what the case needs."""
 
 
+class SelfTimed:
+    """A callable that times itself and returns the seconds its work took (a worker process
+    running one call with its own clock); ``time_interleaved`` records that, not the wall
+    time around the call."""
+
+    def __call__(self) -> float:
+        raise NotImplementedError
+
+
 @dataclass
 class Timing:
     median: float
@@ -80,29 +89,33 @@ def time_interleaved(
     while rounds < reps or time.perf_counter() - start < min_time * len(names):
         for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
             t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
+            took = fns[name]()
+            elapsed = time.perf_counter() - t0
+            times[name].append(took if isinstance(fns[name], SelfTimed) else elapsed)
         rounds += 1
     return {
         name: Timing(statistics.median(ts), min(ts), max(ts), len(ts)) for name, ts in times.items()
     }
 
 
-def set_threads(n: int) -> None:
-    """Same thread count on every side: NumPy's BLAS (threadpoolctl), Numba's pool (tinygan's
-    Winograd transforms) and PyTorch's pool."""
+def set_threads(n: int, impl: str | None = None) -> None:
+    """Same thread count on every side: NumPy's BLAS (threadpoolctl), and tinygan's Numba pool
+    and PyTorch's pool unless ``impl`` names another implementation (a worker process sets up
+    only its own library: see workers.py)."""
     from threadpoolctl import threadpool_limits
 
-    from tinygan.functions import winograd_kernels
-
     threadpool_limits(n)
-    winograd_kernels.set_num_threads(n)
-    try:
-        import torch
+    if impl in (None, "tinygan"):
+        from tinygan.functions import winograd_kernels
 
-        torch.set_num_threads(n)
-    except ImportError:
-        pass
+        winograd_kernels.set_num_threads(n)
+    if impl in (None, "torch"):
+        try:
+            import torch
+
+            torch.set_num_threads(n)
+        except ImportError:
+            pass
 
 
 def gemm_rate(threads: int, n: int = 2048, reps: int = 5) -> float:

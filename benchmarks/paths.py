@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=15)
     args = parser.parse_args()
-    set_threads(args.threads)
+    set_threads(args.threads, "tinygan")
     rows = [
         "| case | path | on ms (median) | off ms (median) | on / off |",
         "|---|---|---|---|---|",

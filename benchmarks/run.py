@@ -29,6 +29,7 @@ from benchmarks.harness import (
     torch_gemm_rate,
     write_results,
 )
+from benchmarks.workers import Worker
 
 GROUPS = ("dcgan_step", "mlp_gan_step", "layers", "norms", "cyclegan_step")
 
@@ -67,7 +68,7 @@ def _rss_mb() -> float:
 def memory_child(group: str, name: str, impl: str, threads: int) -> None:
     """In a fresh process: build the case, then report resident memory before and at the peak
     of two timed calls (the step's own transient memory is peak − base)."""
-    set_threads(threads)
+    set_threads(threads, impl)
     impls, _, _ = collect(group, peers=True)[name]
     run = impls[impl]()
     base = _rss_mb()
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         memory_child(*args.memory_child, args.threads)
         return
 
-    set_threads(args.threads)
+    set_threads(args.threads, "tinygan")  # and the peers; PyTorch runs in a worker
     gemm, bandwidth = gemm_rate(args.threads), memory_bandwidth()
     torch_gemm = torch_gemm_rate(args.threads)
     print(
@@ -137,9 +138,16 @@ def main(argv: list[str] | None = None) -> None:
             if args.only and args.only not in name:
                 continue
             result = CaseResult(name, flops, nbytes)
-            runs = {}
+            runs, worker = {}, None
             for impl, setup in impls.items():
                 try:
+                    if impl == "torch":  # its own process and OpenMP runtime: see workers.py
+                        worker = Worker(group, name, impl, args.threads)
+                        if worker.status != "ready":
+                            result.timings[impl] = worker.status
+                            continue
+                        runs[impl] = worker
+                        continue
                     run = setup()
                     run()  # the first warm-up call, where a peer may find it lacks an op
                     runs[impl] = run
@@ -148,7 +156,12 @@ def main(argv: list[str] | None = None) -> None:
                 except ImportError as exc:
                     result.timings[impl] = f"not installed ({exc.name})"
             # every implementation takes turns in the same loop: same-run ratios
-            result.timings.update(time_interleaved(runs, max(args.warmup - 1, 0), args.reps, 0.5))
+            try:
+                warmup = max(args.warmup - 1, 0)
+                result.timings.update(time_interleaved(runs, warmup, args.reps, 0.5))
+            finally:
+                if worker is not None:
+                    worker.close()
             runs = run = None  # free the models before the memory subprocesses
             result.timings = {impl: result.timings[impl] for impl in impls}
             for impl in impls:

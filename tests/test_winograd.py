@@ -226,3 +226,46 @@ def test_launches_from_several_threads_queue_up():
     with ThreadPoolExecutor(4) as pool:
         for got in pool.map(run, range(16)):
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+_POOL_SCRIPT = """
+import os
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+import numba
+import tinygan as tg
+from tinygan.functions import conv2d
+x = np.ones((2, 16, 12, 12), np.float32)
+w = np.full((16, 16, 3, 3), 0.1, np.float32)
+expected = conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy()
+with ThreadPoolExecutor(4) as pool:  # the lock's case: concurrent launches
+    assert all(np.allclose(y, expected) for y in pool.map(
+        lambda _: conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy(), range(16)))
+print(numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY", "unset"))
+"""
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "omp unset"),  # OpenMP, its passive policy set only while the runtime loaded
+        ({"OMP_WAIT_POLICY": "active"}, "omp active"),  # the user's policy is kept
+        ({"NUMBA_THREADING_LAYER": "workqueue"}, "workqueue unset"),  # the user's layer too
+    ],
+)
+def test_thread_pool_choice(env, expected):
+    """winograd_kernels._start_threads picks OpenMP where it loads, leaves the environment
+    as it found it, and respects the user's settings; on each pool, conv launches from four
+    Python threads finish right (the work queue alone would abort without the lock)."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _POOL_SCRIPT], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == expected.split()

@@ -30,10 +30,37 @@ from numba import prange
 
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
 
-# Numba's OpenMP threads spin after each parallel loop, taking the cores from the OpenBLAS
-# GEMM that comes next (a DCGAN step ran 1.3x slower); its own work-queue pool does not.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+
+def _start_threads() -> None:
+    """Start Numba's thread pool: OpenMP with threads that sleep as soon as a loop ends.
+
+    tinygan alternates short parallel loops (the transforms, the norms) with OpenBLAS GEMMs,
+    so what matters is (1) that the loop's threads leave the cores to the GEMM that follows
+    and (2) how fast they wake for the next loop. OpenMP's default wait policy spins after
+    each loop and starved the GEMMs (a DCGAN step 1.54 -> 2.18 s). Numba's own work-queue
+    pool sleeps, but waking it took 90-120 µs per launch here, and a CycleGAN step launches
+    about 1100 loops. OpenMP with the passive policy wakes in 12-55 µs: the CycleGAN step
+    took 2.05 s against 2.1-2.9 s on the work queue (benchmarks/NOTES.md, item 16).
+
+    The policy is read once, when the OpenMP runtime loads, so it is set only around that
+    moment and a process-wide OMP_WAIT_POLICY is left alone. Where no OpenMP runtime loads,
+    Numba falls back to the work queue; a NUMBA_THREADING_LAYER the user set is kept.
+    """
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+    numba.config.THREADING_LAYER = "default"
+    policy_set = "OMP_WAIT_POLICY" not in os.environ
+    if policy_set:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        numba.get_num_threads()  # launches the pool
+    finally:
+        if policy_set:
+            del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_threads()
 
 
 def set_num_threads(n: int) -> None:
@@ -221,8 +248,8 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int) -> dic
     return {kernel.__name__: _one_at_a_time(kernel) for kernel in compiled}
 
 
-# The work-queue pool runs one parallel loop at a time: launches from several Python threads
-# would abort the process, so they queue here instead.
+# Launches from several Python threads queue here: on the work-queue pool (the fallback)
+# they would abort the process, and on OpenMP they would only oversubscribe the cores.
 _LAUNCH = threading.Lock()
 
 

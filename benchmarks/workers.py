@@ -1,0 +1,87 @@
+"""PyTorch's side of a case in a process of its own, timed in the parent's interleaved rounds.
+
+    python -m benchmarks.workers GROUP CASE IMPL THREADS     # one worker (run.py starts it)
+
+Why a process: one process has one OpenMP runtime, and its wait policy is read once, when
+it loads. tinygan's Numba loops want threads that sleep as soon as a loop ends (they
+alternate with OpenBLAS GEMMs that need the cores: see winograd_kernels._start_threads);
+PyTorch's intra-op pool is tuned for its default, threads that spin between regions. In one
+process the runtime is shared (PyTorch's libgomp and Numba's have the same soname), so one
+side would run under the other's setting: PyTorch's CycleGAN step was 1-3 % slower under the
+passive policy, and tinygan's DCGAN step 1.4x slower under the spinning one. The worker
+imports only PyTorch, with its defaults. tinygan and the NumPy peers stay in the parent, as
+before: one worker per peer would leave one more OpenBLAS pool spinning beside each timed
+call (tried: the MLP step's medians rose from 3 to 8-46 ms).
+
+The protocol's interleaving is kept: the parent asks the worker for one timed call in its
+turn of each round (``harness.time_interleaved``), so all sides see the same load drift.
+The worker times its call with its own clock; the pipe round trip is not counted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from benchmarks.harness import SelfTimed, Unsupported, set_threads
+
+
+class Worker(SelfTimed):
+    """One implementation of one case in a child process; calling it runs one timed call
+    and returns the seconds it took."""
+
+    def __init__(self, group: str, case: str, impl: str, threads: int) -> None:
+        cmd = [sys.executable, "-m", "benchmarks.workers", group, case, impl, str(threads)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.status = self._reply()  # "ready", or why the implementation cannot run
+
+    def _reply(self) -> str:
+        line = self.proc.stdout.readline().strip()
+        if not line:  # the child died: keep the end of its traceback
+            self.proc.wait()
+            return "failed: " + self.proc.stderr.read().strip().splitlines()[-1:][0][:200]
+        return line
+
+    def __call__(self) -> float:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        reply = self._reply()
+        if reply.startswith("failed"):
+            raise RuntimeError(reply)
+        return float(reply)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def serve(group: str, case: str, impl: str, threads: int) -> None:
+    """The child's side: build the case, make the first (warm-up) call, then answer each
+    "run" with the seconds one call took."""
+    from benchmarks.run import collect
+
+    set_threads(threads, impl)
+    try:
+        run = collect(group, peers=True)[case][0][impl]()
+        run()  # the first warm-up call, where a peer may find it lacks an op
+    except Unsupported as exc:
+        print(f"unsupported: {exc}", flush=True)
+        return
+    except ImportError as exc:
+        print(f"not installed ({exc.name})", flush=True)
+        return
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        run()
+        print(time.perf_counter() - start, flush=True)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchmarks.harness import SelfTimed, Unsupported, set_threads
@@ -33,16 +34,20 @@ class Worker(SelfTimed):
 
     def __init__(self, group: str, case: str, impl: str, threads: int) -> None:
         cmd = [sys.executable, "-m", "benchmarks.workers", group, case, impl, str(threads)]
+        # a file, not a pipe: a pipe nobody reads would stall a child that warns a lot
+        self.errors = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True
         )
         self.status = self._reply()  # "ready", or why the implementation cannot run
 
     def _reply(self) -> str:
         line = self.proc.stdout.readline().strip()
-        if not line:  # the child died: keep the end of its traceback
+        if not line:  # the child died: keep the last line of its traceback
             self.proc.wait()
-            return "failed: " + self.proc.stderr.read().strip().splitlines()[-1:][0][:200]
+            self.errors.seek(0)
+            last = (self.errors.read().strip().splitlines() or ["no message"])[-1]
+            return f"failed: {last[:200]}"
         return line
 
     def __call__(self) -> float:
@@ -57,6 +62,7 @@ class Worker(SelfTimed):
         if self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.wait()
+        self.errors.close()
 
 
 def serve(group: str, case: str, impl: str, threads: int) -> None:

@@ -38,11 +38,14 @@ def test_fused_loops_match_the_numpy_forms(monkeypatch, act, dtype, shape):
     x.flat[:3] = 0.0  # the kink itself
     g = rng.standard_normal(shape).astype(dtype)
     calls = count_calls(monkeypatch, activation_kernels, ("forward", "backward"))
+    taken = (
+        ["forward", "backward"] if act.split()[0] in activation_kernels.FORWARD else ["backward"]
+    )
     fused = _forward_backward(act, x, g)
-    assert calls == ["forward", "backward"]
+    assert calls == taken  # tanh and sigmoid forward: one NumPy ufunc already
     monkeypatch.setattr(activation_kernels, "usable", lambda *args: False)
     plain = _forward_backward(act, x, g)
-    assert calls == ["forward", "backward"]  # the switch really turned the loops off
+    assert calls == taken  # the switch really turned the loops off
     for got, expected in zip(fused, plain):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)

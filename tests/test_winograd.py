@@ -234,13 +234,23 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numba
 import tinygan as tg
-from tinygan.functions import conv2d
+from tinygan.functions import activation_kernels, conv2d, instance_norm, norm_kernels, relu
 x = np.ones((2, 16, 12, 12), np.float32)
 w = np.full((16, 16, 3, 3), 0.1, np.float32)
-expected = conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy()
+big = np.random.default_rng(0).standard_normal((1, 256, 32, 32)).astype(np.float32)
+
+def every_parallel_loop(_):  # Winograd transforms, norms, activations (pool-sized arrays)
+    y = conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy()
+    z = instance_norm(relu(tg.tensor(big))).numpy()
+    dz = activation_kernels.backward(z, np.maximum(big, 0), "relu", 0.0)
+    _, mean, _, invstd = norm_kernels.forward(big, None, None, 1e-5, True)
+    dx = norm_kernels.backward(z, big, None, mean, invstd, True)[0]
+    return y, z, dz, dx
+
+expected = every_parallel_loop(0)
 with ThreadPoolExecutor(4) as pool:  # the lock's case: concurrent launches
-    assert all(np.allclose(y, expected) for y in pool.map(
-        lambda _: conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy(), range(16)))
+    for got in pool.map(every_parallel_loop, range(16)):
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 print(numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY", "unset"))
 """
 
@@ -255,8 +265,9 @@ print(numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY", "unset"))
 )
 def test_thread_pool_choice(env, expected):
     """winograd_kernels._start_threads picks OpenMP where it loads, leaves the environment
-    as it found it, and respects the user's settings; on each pool, conv launches from four
-    Python threads finish right (the work queue alone would abort without the lock)."""
+    as it found it, and respects the user's settings; on each pool, every kind of parallel
+    loop (Winograd, norms, activations) launched from four Python threads finishes right
+    (the work queue aborts the process on concurrent launches without the shared lock)."""
     import os
     import subprocess
     import sys

@@ -29,12 +29,12 @@ class _OutputActivation(Function):
     def forward(self, x: Any, slope: float = 0.0) -> Any:
         self.slope = slope
         self.runner = kernel_runner(x) if x.ndim >= 2 and slope >= 0 else None
-        out = None
+        fused = None if self.runner is not None else _fused_kernels(x, self.act, slope)
         if self.runner is not None:
             out = cuda_kernels.bias_act_gpu(x, None, self.act, slope, self.runner)
-        elif _fused_kernels(x, self.act, slope) is not None:
-            out = _fused_kernels(x, self.act, slope).forward(x, self.act, slope)
-        if out is None:
+        elif fused is not None and self.act in fused.FORWARD:
+            out = fused.forward(x, self.act, slope)
+        else:
             out = self.compute(x)
         self.save_for_backward(out)
         return out
@@ -45,8 +45,8 @@ class _OutputActivation(Function):
         if first_order and self.runner is not None:
             backward = cuda_kernels.bias_act_backward_gpu
             return Tensor._wrap(backward(grad.data, out.data, self.act, self.slope, self.runner))
-        fused = _fused_kernels(out.data, self.act, self.slope)
-        if first_order and fused is not None:
+        fused = _fused_kernels(out.data, self.act, self.slope) if first_order else None
+        if fused is not None:
             return Tensor._wrap(fused.backward(grad.data, out.data, self.act, self.slope))
         return self.derivative(grad, out)
 

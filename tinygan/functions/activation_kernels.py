@@ -22,12 +22,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinygan.functions import winograd_kernels  # noqa: F401  (selects Numba's thread pool)
+from tinygan.functions.winograd_kernels import one_at_a_time  # (also starts the pool)
 
 # Below this many elements one thread is faster than waking the pool (an MLP's activations).
 PARALLEL_MIN = 1 << 16
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")  # forward and backward ...
+FORWARD = ("relu", "leaky_relu")  # ... forward only where NumPy takes more than one pass
 
 
 def _loops(parallel: bool) -> dict:
@@ -80,7 +81,8 @@ def _loops(parallel: bool) -> dict:
     }
 
 
-_SERIAL, _PARALLEL = _loops(False), _loops(True)
+_SERIAL = _loops(False)
+_PARALLEL = {name: one_at_a_time(loop) for name, loop in _loops(True).items()}
 
 
 def usable(x: Any, act: str, slope: float = 0.0) -> bool:
@@ -94,11 +96,9 @@ def _loop(name: str, size: int) -> Any:
     return (_PARALLEL if size >= PARALLEL_MIN else _SERIAL)[name]
 
 
-def forward(x: Any, act: str, slope: float) -> np.ndarray | None:
-    """relu or leaky_relu of x in one pass; None for the activations NumPy does in one
-    (tanh, sigmoid: a single ufunc call already)."""
-    if act not in ("relu", "leaky_relu"):
-        return None
+def forward(x: Any, act: str, slope: float) -> np.ndarray:
+    """relu or leaky_relu (``FORWARD``) of x in one pass; tanh and sigmoid are a single
+    NumPy ufunc call already."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     _loop(act, x.size)(x.reshape(-1), x.dtype.type(slope), y.reshape(-1))

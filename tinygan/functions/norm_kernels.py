@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinygan.functions import winograd_kernels  # noqa: F401  (selects Numba's thread pool)
+from tinygan.functions.winograd_kernels import one_at_a_time  # (also starts the pool)
 
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
 
@@ -93,6 +93,9 @@ def _gradients(g, x, w, per_sample, mean, invstd, dx, sum_g, sum_gxhat):  # noqa
                 dx[i, c, j] = a * g[i, c, j] - k2 * x[i, c, j] - k0
 
 
+_launch_normalize, _launch_gradients = one_at_a_time(_normalize), one_at_a_time(_gradients)
+
+
 def usable(x: Any) -> bool:
     """NumPy float32/float64 arrays with a channel axis and something to normalise over."""
     return type(x) is np.ndarray and x.dtype in (np.float32, np.float64) and x.ndim >= 3
@@ -113,7 +116,7 @@ def forward(x: Any, w: Any, b: Any, eps: float, per_sample: bool) -> tuple:
     y = np.empty_like(x)
     mean, var, invstd = (np.empty(groups, x.dtype) for _ in range(3))
     w, b = _per_channel(w, C, 1.0, x.dtype), _per_channel(b, C, 0.0, x.dtype)
-    _normalize(_flat(x), w, b, eps, per_sample, y.reshape(N, C, -1), mean, var, invstd)
+    _launch_normalize(_flat(x), w, b, eps, per_sample, y.reshape(N, C, -1), mean, var, invstd)
     return y, mean, var, invstd
 
 
@@ -124,7 +127,9 @@ def backward(g: Any, x: Any, w: Any, mean: Any, invstd: Any, per_sample: bool) -
     sum_g, sum_gxhat = np.empty(mean.shape, np.float64), np.empty(mean.shape, np.float64)
     w = _per_channel(w, C, 1.0, x.dtype)
     g = _flat(g.astype(x.dtype, copy=False))
-    _gradients(g, _flat(x), w, per_sample, mean, invstd, dx.reshape(N, C, -1), sum_g, sum_gxhat)
+    _launch_gradients(
+        g, _flat(x), w, per_sample, mean, invstd, dx.reshape(N, C, -1), sum_g, sum_gxhat
+    )
     if per_sample:
         sum_g, sum_gxhat = sum_g.reshape(N, C).sum(0), sum_gxhat.reshape(N, C).sum(0)
     return dx, sum_gxhat.astype(x.dtype), sum_g.astype(x.dtype)

@@ -245,7 +245,7 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int) -> dic
         filter_transform,
         filter_adjoint,
     )
-    return {kernel.__name__: _one_at_a_time(kernel) for kernel in compiled}
+    return {kernel.__name__: one_at_a_time(kernel) for kernel in compiled}
 
 
 # Launches from several Python threads queue here: on the work-queue pool (the fallback)
@@ -253,7 +253,10 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int) -> dic
 _LAUNCH = threading.Lock()
 
 
-def _one_at_a_time(kernel: Callable) -> Callable:
+def one_at_a_time(kernel: Callable) -> Callable:
+    """``kernel`` taking the one launch lock that every parallel Numba loop of tinygan shares
+    (these transforms, norm_kernels, activation_kernels)."""
+
     def launch(*args: Any) -> None:
         with _LAUNCH:
             kernel(*args)

@@ -82,3 +82,36 @@ def test_not_taken_where_it_does_not_apply():
     assert not activation_kernels.usable(np.zeros(3, np.float32), "leaky_relu", 1.5)
     assert not activation_kernels.usable(np.zeros(3, np.float32), "softplus")
     assert activation_kernels.usable(np.zeros(3, np.float32), "leaky_relu", 0.2)
+
+
+_CACHE_PROBE = """
+import sys
+import numpy as np
+from tinygan.functions import activation_kernels as ak
+loop = ak._loops(parallel=sys.argv[1] == "parallel")["relu"]
+x = np.ones(8, np.float32)
+loop(x, np.float32(0), np.empty_like(x))
+print(sum(loop.stats.cache_hits.values()))
+"""
+
+
+def test_serial_loops_never_load_the_parallel_ones_from_the_cache(tmp_path):
+    """Numba keys its disk cache on a function's bytecode and closure, not on ``parallel``:
+    with identical bodies, a process that found the parallel relu cached loaded it for the
+    serial one too, and every small activation launched the thread pool (an MLP step 1.6x
+    slower). Here one process caches the parallel loop, and the next must compile the serial
+    one, not find it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+
+    def cache_hits(variant: str) -> int:
+        cmd = [sys.executable, "-c", _CACHE_PROBE, variant]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return int(done.stdout.split()[-1])
+
+    assert cache_hits("parallel") == 0  # compiled and saved
+    assert cache_hits("parallel") == 1  # the cache works
+    assert cache_hits("serial") == 0  # a different function: compiled, not loaded

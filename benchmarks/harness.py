@@ -27,6 +27,17 @@ class Unsupported(Exception):
     """Raised by a setup when an implementation lacks what the case needs."""
 
 
+# A short call is preceded, in each of its turns, by one untimed call of the same
+# implementation. The turn before belonged to another implementation, whose threads may still
+# be spinning: PyTorch's OpenMP threads spin about 4 ms after each call here (seen in
+# /proc/<pid>/task/*/stat), which took a core from the MLP step timed next (tinygan 4.5-5 ms
+# against 2.9 ms alone) while leaving PyTorch's own pool hot for its next turn. After the
+# untimed call each side is timed in the state of its own training loop: its previous step
+# just done. Calls of 0.1 s and more are not worth the doubled time: a few ms of leftover
+# spin is within their noise.
+SETTLE_BELOW = 0.1
+
+
 class SelfTimed:
     """A callable that times itself and returns the seconds its work took (a worker process
     running one call with its own clock); ``time_interleaved`` records that, not the wall
@@ -73,29 +84,45 @@ def time_callable(
 
 
 def time_interleaved(
-    fns: dict[str, Callable[[], object]], warmup: int = 2, reps: int = 5, min_time: float = 0.0
+    fns: dict[str, Callable[[], object]],
+    warmup: int = 2,
+    reps: int = 5,
+    min_time: float = 0.0,
+    settle_below: float = SETTLE_BELOW,
 ) -> dict[str, Timing]:
     """``time_callable`` for several implementations at once, taking turns: every round times
     each callable once, in a rotating order. On a shared machine the load drifts over seconds;
     interleaving exposes every side to the same drift, so their ratio is far steadier than
-    when one side's repetitions all run before the other's."""
+    when one side's repetitions all run before the other's.
+
+    An implementation whose call took less than ``settle_below`` seconds in the warm-up
+    starts each turn with one untimed call (see ``SETTLE_BELOW``)."""
     names = list(fns)
-    for _ in range(warmup):
+    took_in_warmup: dict[str, float] = {}
+    for _ in range(max(warmup, 1)):
         for name in names:
-            fns[name]()
+            took_in_warmup[name] = _timed_call(fns[name])
+    settles = {name: took_in_warmup[name] < settle_below for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
     start = time.perf_counter()
     rounds = 0
     while rounds < reps or time.perf_counter() - start < min_time * len(names):
         for name in names[rounds % len(names) :] + names[: rounds % len(names)]:
-            t0 = time.perf_counter()
-            took = fns[name]()
-            elapsed = time.perf_counter() - t0
-            times[name].append(took if isinstance(fns[name], SelfTimed) else elapsed)
+            if settles[name]:
+                fns[name]()
+            times[name].append(_timed_call(fns[name]))
         rounds += 1
     return {
         name: Timing(statistics.median(ts), min(ts), max(ts), len(ts)) for name, ts in times.items()
     }
+
+
+def _timed_call(fn: Callable[[], object]) -> float:
+    """Seconds one call took: the wall time, or what a ``SelfTimed`` callable reports."""
+    t0 = time.perf_counter()
+    took = fn()
+    elapsed = time.perf_counter() - t0
+    return took if isinstance(fn, SelfTimed) else elapsed
 
 
 def set_threads(n: int, impl: str | None = None) -> None:

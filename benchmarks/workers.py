@@ -13,8 +13,9 @@ imports only PyTorch, with its defaults. tinygan and the NumPy peers stay in the
 before: one worker per peer would leave one more OpenBLAS pool spinning beside each timed
 call (tried: the MLP step's medians rose from 3 to 8-46 ms).
 
-The protocol's interleaving is kept: the parent asks the worker for one timed call in its
-turn of each round (``harness.time_interleaved``), so all sides see the same load drift.
+The protocol's interleaving is kept: the parent asks the worker for its calls in its turn of
+each round (``harness.time_interleaved``: one timed call, after an untimed one for short
+cases), so all sides see the same load drift.
 The worker times its call with its own clock; the pipe round trip is not counted.
 """
 

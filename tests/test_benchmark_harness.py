@@ -1,0 +1,41 @@
+"""benchmarks/harness.py's interleaved timing: turns rotate, every side is timed as often,
+short calls get one untimed settle call per turn and long ones do not, and a self-timed
+worker's own figure is what gets recorded."""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.harness import SelfTimed, time_interleaved
+
+
+class _Recorder:
+    """A callable that logs each call under its name and sleeps ``seconds``."""
+
+    def __init__(self, name: str, log: list[str], seconds: float = 0.0) -> None:
+        self.name, self.log, self.seconds = name, log, seconds
+
+    def __call__(self) -> None:
+        self.log.append(self.name)
+        time.sleep(self.seconds)
+
+
+class _Reports(SelfTimed):
+    def __call__(self) -> float:
+        return 0.25  # far from the wall time of this call
+
+
+def test_short_calls_settle_once_per_turn_and_long_calls_do_not():
+    log: list[str] = []
+    fns = {"short": _Recorder("short", log), "long": _Recorder("long", log, 0.02)}
+    timings = time_interleaved(fns, warmup=1, reps=3, settle_below=0.01)
+    assert timings["short"].reps == timings["long"].reps == 3
+    # warm-up: one call each; then three rounds in rotating order, "short" twice per turn
+    turns = [["short", "short", "long"], ["long", "short", "short"]]
+    assert log == ["short", "long"] + turns[0] + turns[1] + turns[0]
+    assert timings["long"].low >= 0.02
+
+
+def test_self_timed_callables_report_their_own_time():
+    timings = time_interleaved({"worker": _Reports()}, warmup=1, reps=2, settle_below=0.0)
+    assert timings["worker"].median == timings["worker"].low == 0.25

@@ -435,6 +435,55 @@ def test_both_product_layouts(monkeypatch, min_contraction, groups):
     check_grad(_conv(params), [x, w, b])
 
 
+@pytest.mark.parametrize("per_sample", [True, False])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_per_sample_and_whole_batch_products(monkeypatch, per_sample, transpose):
+    """The im2col path's products run per sample (batch-first) or over the whole batch
+    (conv._per_sample picks by shape): forced either way, conv2d and conv_transpose2d match
+    naive loops, their gradients finite differences, and the forced form is the one taken."""
+    from tinygan.functions import conv, winograd
+
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    monkeypatch.setattr(conv, "_PER_SAMPLE_MIN_POSITIONS", 1 if per_sample else 10**9)
+    layouts = []  # batch_first of each im2col / col2im of the forward
+
+    def spy(original):
+        def wrapped(*args, batch_first=True, **kwargs):
+            layouts.append(batch_first)
+            return original(*args, batch_first=batch_first, **kwargs)
+
+        return wrapped
+
+    for name in ("im2col_array", "col2im_array"):
+        monkeypatch.setattr(conv, name, spy(getattr(conv, name)))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 2, 6, 5))
+    w = rng.standard_normal((2, 3, 3, 3) if transpose else (3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    params = {"stride": 2, "padding": (1, 1), "dilation": 1, "groups": 1}
+    if transpose:
+        got = conv_transpose2d(tg.tensor(x), tg.tensor(w), tg.tensor(b), **params).numpy()
+        expected = naive_conv_transpose2d(x, w, b, (2, 2), (1, 1), (0, 0), 1, (1, 1))
+    else:
+        got = conv2d(tg.tensor(x), tg.tensor(w), tg.tensor(b), **params).numpy()
+        expected = naive_conv2d(x, w, b, (2, 2), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert layouts == [per_sample]
+    check_grad(_conv_t(params) if transpose else _conv(params), [x, w, b])
+
+
+def test_per_sample_products_follow_the_measurements():
+    """The shapes quoted in conv._per_sample's docstring take the faster form."""
+    from tinygan.functions.conv import _per_sample
+
+    batch, single = np.empty((64, 1, 1, 1)), np.empty((1, 1, 1, 1))
+    assert _per_sample(batch, 1, 48, 32 * 32)  # DCGAN D1, forward and both gradients
+    assert not _per_sample(batch, 1, 576, 32 * 32)  # a 64->64 3x3 layer
+    assert not _per_sample(batch, 1, 48, 8 * 8)  # small maps
+    assert not _per_sample(single, 1, 48, 32 * 32)  # batch 1: both forms are the same
+    assert not _per_sample(batch, 2, 48, 32 * 32)  # grouped: one GEMM per group instead
+
+
 def test_the_product_layout_follows_the_measurements():
     """The shapes quoted in conv._transposed_is_faster's docstring take the faster layout."""
     from tinygan.functions.conv import _transposed_is_faster

@@ -44,8 +44,11 @@ from tinygan.autograd.creation import (
     zeros,
     zeros_like,
 )
+from tinygan.backend.host_memory import keep_freed_memory
 from tinygan.functions import concat, stack, where
 from tinygan.random import Generator, default_generator, manual_seed
+
+keep_freed_memory()  # no fresh, zeroed pages for every step's large arrays (host_memory.py)
 
 float32 = "float32"
 float64 = "float64"

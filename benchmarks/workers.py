@@ -9,7 +9,10 @@ PyTorch's intra-op pool is tuned for its default, threads that spin between regi
 process the runtime is shared (PyTorch's libgomp and Numba's have the same soname), so one
 side would run under the other's setting: PyTorch's CycleGAN step was 1-3 % slower under the
 passive policy, and tinygan's DCGAN step 1.4x slower under the spinning one. The worker
-imports only PyTorch, with its defaults. tinygan and the NumPy peers stay in the parent, as
+runs PyTorch with its defaults; the only tinygan code it loads is the import of this package
+(benchmarks/__init__.py), whose process settings therefore hold on both sides: glibc's
+malloc keeps freed memory (tinygan/backend/host_memory.py), and OpenBLAS's spin is shortened
+(PyTorch does not use OpenBLAS). No Numba, no OpenMP setting. tinygan and the NumPy peers stay in the parent, as
 before: one worker per peer would leave one more OpenBLAS pool spinning beside each timed
 call (tried: the MLP step's medians rose from 3 to 8-46 ms).
 

@@ -256,7 +256,9 @@ def _conv_forward(
     """y = conv2d(x, w): y_g (OC/g, N·OH·OW) = W_g (OC/g, C/g·KH·KW) @ cols_g.
 
     The product has few rows (OC/g) and many columns (N·OH·OW); with a long contraction it
-    is computed as its transpose, y_gᵀ = cols_gᵀ @ W_gᵀ (see _transposed_is_faster).
+    is computed as its transpose, y_gᵀ = cols_gᵀ @ W_gᵀ (see _transposed_is_faster). With
+    short columns it runs per sample instead, y[n] = W @ cols[n] (see _per_sample); ``cols``,
+    when given, are in the layout _per_sample picks.
     """
     fast = cols is None and winograd.variant_for(
         x, w.shape[2:], stride, padding, dilation, groups, w.shape[1::-1]
@@ -271,12 +273,13 @@ def _conv_forward(
     N = x.shape[0]
     OC, Cg, KH, KW = w.shape
     OH, OW = out_size
-    if cols is None and _per_sample(x, groups, Cg * KH * KW, OH * OW):
-        cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size)
+    per_sample = _per_sample(x, groups, Cg * KH * KW, OH * OW)
+    if cols is None:
+        geometry = (KH, KW), stride, padding, dilation, out_size
+        cols = im2col_array(x, *geometry, batch_first=per_sample)
+    if per_sample:
         y = xp.matmul(w.reshape(OC, -1), cols.reshape(N, Cg * KH * KW, OH * OW))
         return y.reshape(N, OC, OH, OW)
-    if cols is None:
-        cols = im2col_array(x, (KH, KW), stride, padding, dilation, out_size, batch_first=False)
     cols = cols.reshape(groups, Cg * KH * KW, -1)
     w = w.reshape(groups, OC // groups, -1)
     if _transposed_is_faster(OC // groups, cols.shape[2], Cg * KH * KW):
@@ -462,7 +465,9 @@ def _conv_weight_grad(
     over the whole batch, gy_g (OC/g, N·OH·OW) @ cols_gᵀ (N·OH·OW, C/g·KH·KW).
 
     With few rows (OC/g) against its columns (C/g·KH·KW) and a long contraction (N·OH·OW)
-    it is computed as its transpose, dWᵀ = cols_g @ gy_gᵀ (see _transposed_is_faster).
+    it is computed as its transpose, dWᵀ = cols_g @ gy_gᵀ (see _transposed_is_faster). With
+    short columns it runs per sample, dW = Σ_n gy[n] @ cols[n]ᵀ (see _per_sample); ``cols``,
+    when given, are in the layout _per_sample picks.
     """
     channels = x.shape[1], gy.shape[1]
     fast = cols is None and winograd.variant_for(
@@ -479,13 +484,14 @@ def _conv_weight_grad(
     N, C = x.shape[:2]
     OC = gy.shape[1]
     positions = gy.shape[2] * gy.shape[3]
-    if cols is None and _per_sample(x, groups, C * kernel[0] * kernel[1], positions):
-        cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:])
+    per_sample = _per_sample(x, groups, C // groups * kernel[0] * kernel[1], positions)
+    if cols is None:
+        geometry = kernel, stride, padding, dilation, gy.shape[2:]
+        cols = im2col_array(x, *geometry, batch_first=per_sample)
+    if per_sample:
         cols = cols.reshape(N, -1, positions).transpose(0, 2, 1)
         grad = xp.matmul(xp.ascontiguousarray(gy).reshape(N, OC, positions), cols)
         return grad.sum(axis=0).reshape(OC, C, *kernel)
-    if cols is None:
-        cols = im2col_array(x, kernel, stride, padding, dilation, gy.shape[2:], batch_first=False)
     cols = cols.reshape(groups, -1, cols.shape[3] * cols.shape[4] * cols.shape[5])
     gy = _batch_last(gy).reshape(groups, OC // groups, -1)
     if _transposed_is_faster(gy.shape[1], cols.shape[1], gy.shape[2]):
@@ -576,7 +582,10 @@ class ConvTranspose2d(_Convolution):
         geometry = p["stride"], p["padding"], p["dilation"]
         cols = None  # a kernel covering the map multiplies dy as it is: no columns to share
         if not _covers(gy.shape[2:], self.kernel, p["padding"], p["dilation"], p["groups"]):
-            cols = im2col_array(gy, self.kernel, *geometry, self.in_size, batch_first=False)
+            rows = gy.shape[1] // p["groups"] * self.kernel[0] * self.kernel[1]
+            positions = self.in_size[0] * self.in_size[1]
+            layout = _per_sample(gy, p["groups"], rows, positions)  # as the products will
+            cols = im2col_array(gy, self.kernel, *geometry, self.in_size, batch_first=layout)
         gx = _conv_forward(gy, w, out_size=self.in_size, cols=cols, **self.params)
         gw = _conv_weight_grad(gy, x, self.kernel, cols=cols, **self.params)
         return Tensor._wrap(gx), Tensor._wrap(gw)

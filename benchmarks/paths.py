@@ -6,8 +6,9 @@ Every case runs a layer's forward + backward twice: "on" with the fast path, "of
 switch turned off (the general im2col or NumPy-pass path that runs without it). The paths:
 Winograd (functions/winograd.py), the narrow-layer unfold (conv_narrow.py), the dense layer
 for a kernel covering the whole map (conv._covers), the Numba-fused norms (norm_kernels.py)
-and activations (activation_kernels.py), and the im2col products' layout rule
-(conv._transposed_is_faster; "off" transposes every product with fewer rows than columns).
+and activations (activation_kernels.py), the im2col products' layout rule
+(conv._transposed_is_faster; "off" transposes every product with fewer rows than columns),
+and their per-sample form (conv._per_sample; "off" runs every product over the whole batch).
 This is where benchmarks/NOTES.md's per-path figures come from.
 """
 
@@ -40,6 +41,8 @@ def _switched_off(path: str) -> Iterator[None]:
         "fused activation": (activation_kernels, "usable", lambda *args: False),
         # off: every im2col product with fewer rows than columns transposed, as before
         "product layout": (conv, "_TRANSPOSED_MIN_K", 0),
+        # off: every im2col product over the whole batch (batch-last operands), as before
+        "per sample": (conv, "_PER_SAMPLE_MAX_ROWS", -1),
     }[path]
     saved = getattr(module, name)
     setattr(module, name, off)
@@ -115,6 +118,14 @@ CASES = {
         "narrow",
         lambda: _conv_step((1, 64, 134, 134), (3, 64, 7, 7)),
     ),
+    "DCGAN D1 conv 3->64 64->32 fwd+bwd": (
+        "per sample",
+        lambda: _conv_step((64, 3, 64, 64), (64, 3, 4, 4), stride=2, padding=1),
+    ),
+    "DCGAN G5 convT 64->3 32->64 fwd+bwd": (
+        "per sample",
+        lambda: _conv_step((64, 64, 32, 32), (64, 3, 4, 4), True, stride=2, padding=1),
+    ),
     "DCGAN D5 conv 512->1 4->1 fwd+bwd": (
         "dense",
         lambda: _conv_step((64, 512, 4, 4), (1, 512, 4, 4)),
@@ -142,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--name", default="paths", help="results file name")
     args = parser.parse_args()
     set_threads(args.threads, "tinygan")
     rows = [
@@ -161,7 +173,7 @@ def main() -> None:
         t_on, t_off = timings["on"].median * 1e3, timings["off"].median * 1e3
         rows.append(f"| {case} | {path} | {t_on:.2f} | {t_off:.2f} | {t_on / t_off:.2f} |")
         print(rows[-1], flush=True)
-    path = write_results("paths", "cpu", machine_description(args.threads), "\n".join(rows), raw)
+    path = write_results(args.name, "cpu", machine_description(args.threads), "\n".join(rows), raw)
     print(f"wrote {path}")
 
 

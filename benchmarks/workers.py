@@ -11,10 +11,11 @@ side would run under the other's setting: PyTorch's CycleGAN step was 1-3 % slow
 passive policy, and tinygan's DCGAN step 1.4x slower under the spinning one. The worker
 runs PyTorch with its defaults; the only tinygan code it loads is the import of this package
 (benchmarks/__init__.py), whose process settings therefore hold on both sides: glibc's
-malloc keeps freed memory (tinygan/backend/host_memory.py), and OpenBLAS's spin is shortened
-(PyTorch does not use OpenBLAS). No Numba, no OpenMP setting. tinygan and the NumPy peers stay in the parent, as
-before: one worker per peer would leave one more OpenBLAS pool spinning beside each timed
-call (tried: the MLP step's medians rose from 3 to 8-46 ms).
+malloc keeps freed memory (tinygan/backend/host_memory.py), and OpenBLAS's spin is
+shortened (PyTorch does not use OpenBLAS). No Numba, no OpenMP setting. tinygan and the
+NumPy peers stay in the parent, as before: one worker per peer would leave one more
+OpenBLAS pool spinning beside each timed call (tried: the MLP step's medians rose from 3 to
+8-46 ms).
 
 The protocol's interleaving is kept: the parent asks the worker for its calls in its turn of
 each round (``harness.time_interleaved``: one timed call, after an untimed one for short

@@ -13,6 +13,7 @@ SWITCHES = {
     "fused norm": (norm_kernels, "usable"),
     "fused activation": (activation_kernels, "usable"),
     "product layout": (conv, "_TRANSPOSED_MIN_K"),
+    "per sample": (conv, "_PER_SAMPLE_MAX_ROWS"),
 }
 
 

@@ -126,6 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None, help="substring filter on case names")
     parser.add_argument("--name", default=None, help="results file name (default: the groups)")
     parser.add_argument(
+        "--torch-malloc",
+        choices=("tinygan", "default"),
+        default="tinygan",
+        help="PyTorch worker's malloc: tinygan's policy, as on tinygan's side (default), or "
+        "glibc's defaults, as a plain `import torch` has them (see workers.py)",
+    )
+    parser.add_argument(
         "--memory-child", nargs=3, metavar=("GROUP", "CASE", "IMPL"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -152,7 +159,12 @@ def main(argv: list[str] | None = None) -> None:
             for impl, setup in impls.items():
                 try:
                     if impl == "torch":  # its own process and OpenMP runtime: see workers.py
-                        worker = Worker(group, name, impl, args.threads)
+                        env = (
+                            {"TINYGAN_MALLOC": "default"}
+                            if args.torch_malloc == "default"
+                            else None
+                        )
+                        worker = Worker(group, name, impl, args.threads, env)
                         if worker.status != "ready":
                             result.timings[impl] = worker.status
                             continue
@@ -190,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     if torch_gemm:
         machine["torch_gemm_gflops"] = round(torch_gemm / 1e9, 1)
     machine["copy_bandwidth_gbs"] = round(bandwidth / 1e9, 2)
+    machine["torch_malloc"] = args.torch_malloc
     path = write_results(args.name or "_".join(args.groups), "cpu", machine, table, results)
     print(f"wrote {path}")
 

@@ -12,10 +12,14 @@ passive policy, and tinygan's DCGAN step 1.4x slower under the spinning one. The
 runs PyTorch with its defaults; the only tinygan code it loads is the import of this package
 (benchmarks/__init__.py), whose process settings therefore hold on both sides: glibc's
 malloc keeps freed memory (tinygan/backend/host_memory.py), and OpenBLAS's spin is
-shortened (PyTorch does not use OpenBLAS). No Numba, no OpenMP setting. tinygan and the
-NumPy peers stay in the parent, as before: one worker per peer would leave one more
-OpenBLAS pool spinning beside each timed call (tried: the MLP step's medians rose from 3 to
-8-46 ms).
+shortened (PyTorch does not use OpenBLAS). No Numba, no OpenMP setting. The malloc policy
+matters to PyTorch: with glibc's defaults its DCGAN layers took 12-16k page faults and up to
+1.9x the time per call here (benchmarks/NOTES.md, item 21); ``run.py --torch-malloc
+default`` gives the worker glibc's defaults, as a plain ``import torch`` has them.
+
+tinygan and the NumPy peers stay in the parent, as before: one worker per peer would leave
+one more OpenBLAS pool spinning beside each timed call (tried: the MLP step's medians rose
+from 3 to 8-46 ms).
 
 The protocol's interleaving is kept: the parent asks the worker for its calls in its turn of
 each round (``harness.time_interleaved``: one timed call, after an untimed one for short
@@ -25,6 +29,7 @@ The worker times its call with its own clock; the pipe round trip is not counted
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,12 +42,19 @@ class Worker(SelfTimed):
     """One implementation of one case in a child process; calling it runs one timed call
     and returns the seconds it took."""
 
-    def __init__(self, group: str, case: str, impl: str, threads: int) -> None:
+    def __init__(
+        self, group: str, case: str, impl: str, threads: int, env: dict | None = None
+    ) -> None:
         cmd = [sys.executable, "-m", "benchmarks.workers", group, case, impl, str(threads)]
         # a file, not a pipe: a pipe nobody reads would stall a child that warns a lot
         self.errors = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self.status = self._reply()  # "ready", or why the implementation cannot run
 

@@ -11,8 +11,9 @@ DCGAN step's high-water mark 530 vs 528 MB); what changes is that memory freed a
 peak stays with the process for its next step rather than going back to the system.
 
 Set at import, only on glibc, and only where the user has not tuned malloc already
-(any MALLOC_*_ variable or GLIBC_TUNABLES), so a user's setting wins. benchmarks/NOTES.md
-(item 21) has the measurements.
+(any MALLOC_*_ variable or GLIBC_TUNABLES), so a user's setting wins;
+``TINYGAN_MALLOC=default`` leaves glibc's defaults alone. benchmarks/NOTES.md (item 21)
+has the measurements.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ _USER_SETTINGS = (
 
 def keep_freed_memory(environ: dict | None = None) -> bool:
     """Tell glibc's malloc to serve every block from the heap and never trim it. Returns
-    whether it did (False off glibc, or where the user's environment tunes malloc)."""
+    whether it did (False off glibc, where the user's environment tunes malloc, or with
+    TINYGAN_MALLOC=default)."""
     environ = os.environ if environ is None else environ
+    if environ.get("TINYGAN_MALLOC") == "default":
+        return False
     if any(name in environ for name in _USER_SETTINGS):
         return False
     try:

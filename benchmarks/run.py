@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -88,7 +89,9 @@ def memory_child(group: str, name: str, impl: str, threads: int) -> None:
     print(json.dumps({"base_mb": base, "peak_mb": peak}))
 
 
-def measure_memory(group: str, name: str, impl: str, threads: int) -> float | None:
+def measure_memory(
+    group: str, name: str, impl: str, threads: int, env: dict | None = None
+) -> float | None:
     cmd = [
         sys.executable,
         "-m",
@@ -100,7 +103,9 @@ def measure_memory(group: str, name: str, impl: str, threads: int) -> float | No
         "--threads",
         str(threads),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=None if env is None else {**os.environ, **env}
+    )
     if done.returncode != 0:
         return None
     data = json.loads(done.stdout.strip().splitlines()[-1])
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s",
         flush=True,
     )
+    torch_env = {"TINYGAN_MALLOC": "default"} if args.torch_malloc == "default" else None
     results: list[CaseResult] = []
     for group in args.groups:
         for name, (impls, flops, nbytes) in collect(group, args.peers).items():
@@ -159,12 +165,7 @@ def main(argv: list[str] | None = None) -> None:
             for impl, setup in impls.items():
                 try:
                     if impl == "torch":  # its own process and OpenMP runtime: see workers.py
-                        env = (
-                            {"TINYGAN_MALLOC": "default"}
-                            if args.torch_malloc == "default"
-                            else None
-                        )
-                        worker = Worker(group, name, impl, args.threads, env)
+                        worker = Worker(group, name, impl, args.threads, torch_env)
                         if worker.status != "ready":
                             result.timings[impl] = worker.status
                             continue
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
             result.timings = {impl: result.timings[impl] for impl in impls}
             for impl in impls:
                 if args.memory and not isinstance(result.timings[impl], str):
-                    peak = measure_memory(group, name, impl, args.threads)
+                    env = torch_env if impl == "torch" else None
+                    peak = measure_memory(group, name, impl, args.threads, env)
                     if peak is not None:
                         result.peak_mb[impl] = peak
                 t = result.timings[impl]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.autograd import Function, Tensor
+from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.autograd.creation import as_tensor
 from tinygan.functions.shape import _broadcast_shape, reshape, sum_to, swapaxes
 
@@ -325,6 +325,8 @@ class Linear(Function):
     def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = self.saved_tensors
         need_x, need_w, need_b = self.needs_input_grad
+        if not is_grad_enabled():
+            return self._first_order(grad.data, x.data, weight.data)
         grad_x = matmul(grad, weight) if need_x else None
         grad_w = grad_b = None
         if need_w or need_b:
@@ -333,6 +335,17 @@ class Linear(Function):
                 grad_w = matmul(swapaxes(g2, 0, 1), reshape(x, (-1, x.shape[-1])))
             if need_b:
                 grad_b = g2.sum(axis=0)
+        return grad_x, grad_w, grad_b
+
+    def _first_order(self, g: Any, x: Any, weight: Any) -> tuple[Tensor | None, ...]:
+        """The same three results on arrays, with no graph recorded (no create_graph to
+        serve): one Function call per layer instead of seven. Per-op overhead is most of
+        a small MLP's step (benchmarks/NOTES.md, item 22)."""
+        need_x, need_w, need_b = self.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1])
+        grad_x = Tensor._wrap(g @ weight) if need_x else None
+        grad_w = Tensor._wrap(g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None
+        grad_b = Tensor._wrap(g2.sum(axis=0)) if need_b else None
         return grad_x, grad_w, grad_b
 
 

@@ -68,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="processes per configuration")
+    parser.add_argument("--name", default="runtime", help="results file name")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -106,8 +107,7 @@ def main() -> None:
                 f"| {t.median / base:.2f} |"
             )
             print(rows[-1], flush=True)
-        raw.append(result)
-    path = write_results("runtime", "cpu", machine_description(args.threads), "\n".join(rows), raw)
+    path = write_results(args.name, "cpu", machine_description(args.threads), "\n".join(rows), raw)
     print(f"wrote {path}")
 
 

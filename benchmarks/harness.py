@@ -96,7 +96,8 @@ def time_interleaved(
     when one side's repetitions all run before the other's.
 
     An implementation whose call took less than ``settle_below`` seconds in the warm-up
-    starts each turn with one untimed call (see ``SETTLE_BELOW``)."""
+    starts each turn with one untimed call (see ``SETTLE_BELOW``); so that there is a
+    warm-up call to judge by, at least one warm-up round runs even with ``warmup=0``."""
     names = list(fns)
     took_in_warmup: dict[str, float] = {}
     for _ in range(max(warmup, 1)):

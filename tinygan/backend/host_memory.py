@@ -19,7 +19,6 @@ has the measurements.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 # glibc's mallopt parameters (malloc.h)
@@ -45,9 +44,9 @@ def keep_freed_memory(environ: dict | None = None) -> bool:
     if any(name in environ for name in _USER_SETTINGS):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018  (only glibc has it)
+        process = ctypes.CDLL(None)  # the symbols already loaded, libc's among them
+        mallopt = process.mallopt
+        process.gnu_get_libc_version  # noqa: B018  (only glibc has it)
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

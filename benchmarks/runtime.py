@@ -7,7 +7,9 @@ tinygan/__init__.py and winograd_kernels._start_threads):
 
 - Numba's pool: OpenMP with the passive wait policy (default), Numba's work queue, or
   OpenMP with its own spinning default;
-- OpenBLAS's spin after a product: 2^18 cycles (default) or OpenBLAS's own 2^28.
+- OpenBLAS's spin after a product: 2^18 cycles (default) or OpenBLAS's own 2^28;
+- on AMD Zen 4, OpenBLAS's kernels: AVX2 (Haswell, default) or the AVX-512 (SkylakeX)
+  ones OpenBLAS picks itself there.
 
 So each configuration runs in its own process (tinygan only, no PyTorch loaded), and the
 configurations take turns, round after round, so that they see the same load drift. The
@@ -25,6 +27,7 @@ import sys
 import time
 
 from benchmarks.harness import CaseResult, Timing, machine_description, write_results
+from tinygan import _openblas
 
 CONFIGS = {
     "default (OpenMP passive, OpenBLAS 2^18)": {},
@@ -35,6 +38,10 @@ CONFIGS = {
     },
     "OpenBLAS spin 2^28 (its default)": {"OPENBLAS_THREAD_TIMEOUT": "28"},
 }
+if _openblas.is_zen4(_openblas.read_cpuinfo()):
+    CONFIGS["OpenBLAS AVX-512 kernels (its own choice on Zen 4)"] = {
+        "OPENBLAS_CORETYPE": "SkylakeX"
+    }
 CASES = {"DCGAN step": ("dcgan", 5), "CycleGAN step": ("cyclegan", 4), "MLP GAN step": ("mlp", 200)}
 
 
@@ -77,7 +84,13 @@ def main() -> None:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")
+        if k
+        not in (
+            "NUMBA_THREADING_LAYER",
+            "OMP_WAIT_POLICY",
+            "OPENBLAS_THREAD_TIMEOUT",
+            "OPENBLAS_CORETYPE",
+        )
     }
     rows = [
         "| case | configuration | median ms | min ms | vs default (median) |",

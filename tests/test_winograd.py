@@ -280,27 +280,3 @@ def test_thread_pool_choice(env, expected):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == expected.split()
-
-
-@pytest.mark.parametrize(
-    "code, env, expected",
-    [
-        ("import tinygan", {}, "18"),
-        ("import numpy, tinygan", {}, "unset"),  # too late to matter: left alone
-        ("import tinygan", {"OPENBLAS_THREAD_TIMEOUT": "25"}, "25"),  # the user's value
-    ],
-)
-def test_openblas_spin_time_is_set_before_numpy_loads(code, env, expected):
-    """tinygan/__init__.py shortens OpenBLAS's spin after each product, only where it can
-    still take effect and the user has not chosen."""
-    import os
-    import subprocess
-    import sys
-
-    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    show = "; import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset'))"
-    done = subprocess.run(
-        [sys.executable, "-c", code + show], env={**clean, **env}, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == expected

@@ -9,15 +9,10 @@ loss.backward()          # x.grad == 2 x
 import os
 import sys
 
-# OpenBLAS's threads spin for about 0.1 s after each product (2^28 cycles) before they sleep.
-# tinygan runs its Numba loops and single-threaded NumPy passes between products, and the
-# spinning thread took a core from them: on this 2-core machine the DCGAN step took 1.2-1.3
-# s with the default and 0.95-1.0 s with 2^18 cycles (about 0.1 ms, still long enough to
-# keep the threads awake across an MLP step's back-to-back small products; 2^6 made that
-# step 20-50 % slower). OpenBLAS reads this once, when NumPy loads it, so it is set only if
-# NumPy is not loaded yet and the user has not set it (benchmarks/NOTES.md, item 17).
-if "numpy" not in sys.modules:
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
+if "numpy" not in sys.modules:  # OpenBLAS reads these when NumPy loads it (_openblas.py)
+    from tinygan import _openblas
+
+    os.environ.update(_openblas.defaults(os.environ))
 
 from tinygan import functions
 from tinygan.autograd import (

@@ -152,6 +152,42 @@ def test_conv_transpose2d_second_order(winograd_always, case):
     assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
 
 
+@pytest.mark.parametrize("band_rows", [1, 2, 3, None])
+@pytest.mark.parametrize(
+    "x_shape, kernel, stride, padding",
+    [((3, 5, 14, 13), 4, 2, 1), ((2, 4, 11, 12), 3, 1, 1), ((1, 3, 9, 9), 4, 2, 0)],
+)
+def test_any_band_height_gives_the_im2col_results(
+    winograd_always, monkeypatch, band_rows, x_shape, kernel, stride, padding
+):
+    """The transforms cut each image into bands of tile rows (winograd._band): one tile row
+    per band (the input adjoint's even/odd passes over rows shared by neighbours), a band
+    height that leaves a short last band, and whole images (None) all give the im2col
+    path's forward, input and weight gradients, for conv2d and conv_transpose2d."""
+    monkeypatch.setattr(winograd, "_band", lambda th, N, row_bytes: min(th, band_rows or th))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape)
+    C = x_shape[1]
+    params = dict(stride=stride, padding=padding)
+    for op, w_shape in ((conv2d, (6, C, kernel, kernel)), (conv_transpose2d, (C, 6, kernel, kernel))):
+        w = rng.standard_normal(w_shape)
+
+        def forward_backward(x=x, w=w, op=op):
+            xt, wt = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+            y = op(xt, wt, **params)
+            y.backward(tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape)))
+            return y.numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+        winograd_always.clear()
+        got = forward_backward()
+        assert len(winograd_always) == 2, winograd_always  # the forward and the backward
+        with monkeypatch.context() as off:
+            off.setattr(winograd, "ENABLED", False)
+            expected = forward_backward()
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
+
+
 # DCGAN's D2 and G3 (4×4, stride 2, padding 1) and a CycleGAN residual conv (3×3 after
 # reflection padding), smaller batches; float32 as in training.
 LAYERS = [

@@ -9,9 +9,9 @@ from α = m + r − 1 inputs with α multiplications instead of m·r:
 (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks"). Over channels the
 element-wise product becomes α² independent matrix products, one per point (k1, k2):
 
-    V[k] = Bᵀ d B  per input tile and channel        (C, T)   T = tiles over the batch
+    V[k] = Bᵀ d B  per input tile and channel        (T, C)   T = tiles over the batch
     U[k] = G w Gᵀ  per output and input channel      (OC, C)
-    M[k] = U[k] @ V[k]                               (OC, T)   α² GEMMs
+    M[k] = V[k] @ U[k]ᵀ                              (T, OC)   α² GEMMs
     y    = Aᵀ M A  per output tile
 
 F(2×2, 3×3) does a 3×3 layer's GEMM work in 16/36 of the multiplications, F(2×2, 2×2) a
@@ -21,7 +21,7 @@ input taken as channels (winograd_kernels.py, "phase channel"), so it runs as F(
 
 The algorithm is linear in d and in g, so the backward passes are its transposes, with the
 same U: the input gradient (and conv_transpose2d, which is that adjoint) is
-dx = Σ_tiles B [Uᵀ @ (A gy Aᵀ)] Bᵀ, and the weight gradient is dW = Gᵀ [Σ_t (A gy Aᵀ) Vᵀ] G.
+dx = Σ_tiles B [(A gy Aᵀ) @ U] Bᵀ, and the weight gradient is dW = Gᵀ [Σ_t (A gy Aᵀ)ᵀ V] G.
 Each pass is three memory-bound transforms around α² GEMMs whose contraction is C·S² (or
 OC), so it pays off only with enough channels on both sides (``variant_for``).
 
@@ -114,96 +114,110 @@ def _tiles(variant: Variant, out_size: Pair) -> tuple[int, int]:
     return th, tw
 
 
+# A band buffer (winograd_kernels.py) should stay in a core's L2 cache; bands are also cut
+# small enough to give every thread several chunks when the batch is small (CycleGAN's 1).
+BAND_BYTES = 256 * 1024
+CHUNKS_PER_THREAD = 4
+
+
+def _band(th: int, N: int, row_bytes: int) -> int:  # noqa: N803
+    """Tile rows per band for ``th`` tile rows per image, each ``row_bytes`` of buffer."""
+    import numba
+
+    fits = max(1, BAND_BYTES // row_bytes)
+    bands = max(-(-th // fits), -(-CHUNKS_PER_THREAD * numba.get_num_threads() // N))
+    return -(-th // min(th, bands))  # bands of equal height, the last one perhaps shorter
+
+
 def _kernels(variant: Variant, dtype: np.dtype, S: int) -> dict:  # noqa: N803
     from tinygan.functions.winograd_kernels import kernels
 
     return kernels(variant.name, np.dtype(dtype).name, S)
 
 
-def _planes(a: int, rows: int, cols: int, dtype: Any) -> np.ndarray:
-    """An empty (a, a, rows, cols) array of α² matrices whose spacing is not a multiple of
-    4 KiB: the transforms touch all α² planes at once, and planes a power of two apart
-    share cache sets (a 256-channel 3×3 input transform ran 1.5x faster once they did not)."""
+def _planes(count: int, rows: int, cols: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` empty (rows, cols) matrices as (buffer, matrices). The kernels take the
+    buffer, one C-contiguous (count, spacing) array, matrix k row-major at the start of row
+    k (contiguity is what lets Numba vectorise); the GEMMs take the (count, rows, cols) view.
+    The spacing is not a multiple of 4 KiB: the transforms touch all α² planes at once, and
+    planes a power of two apart share cache sets (a 256-channel 3×3 input transform ran
+    1.5x faster once they did not)."""
     size = rows * cols
-    stride = size + (16 if (size * np.dtype(dtype).itemsize) % 4096 == 0 else 0)
-    buffer = np.empty((a * a, stride), dtype=dtype)
-    return buffer[:, :size].reshape(a, a, rows, cols)
+    spacing = size + (16 if (size * np.dtype(dtype).itemsize) % 4096 == 0 else 0)
+    buffer = np.empty((count, spacing), dtype=dtype)
+    return buffer, buffer[:, :size].reshape(count, rows, cols)
 
 
-def _product(A: Any, B: Any) -> np.ndarray:  # noqa: N803
-    """The α² GEMMs A[k] @ B[k] into planes laid out by _planes."""
-    a = int(round(A.shape[0] ** 0.5))
-    out = _planes(a, A.shape[1], B.shape[2], A.dtype)
-    np.matmul(A, B, out=out.reshape(a * a, A.shape[1], B.shape[2]))
-    return out
+def _product(A: Any, B: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    """The α² GEMMs A[k] @ B[k], as _planes's (buffer, matrices)."""
+    buffer, out = _planes(A.shape[0], A.shape[1], B.shape[2], A.dtype)
+    np.matmul(A, B, out=out)
+    return buffer, out
 
 
 def _filter(variant: Variant, w: Any, S: int) -> np.ndarray:
     """U = G w' Gᵀ for every (OC, C·S²) pair of phase kernels: (α², OC, C·S²)."""
     OC, C = w.shape[:2]
-    a = variant.alpha
-    U = _planes(a, OC, C * S * S, w.dtype)
-    _kernels(variant, w.dtype, S)["filter_transform"](np.ascontiguousarray(w), U)
-    return U.reshape(a * a, OC, C * S * S)
+    buffer, U = _planes(variant.alpha**2, OC, C * S * S, w.dtype)
+    _kernels(variant, w.dtype, S)["filter_transform"](np.ascontiguousarray(w), buffer)
+    return U
 
 
 def _input(variant: Variant, x: Any, S: int, pad: int, th: int, tw: int) -> np.ndarray:
-    """V = Bᵀ d B for every tile of the phase images of x: (α², C·S², T)."""
+    """V = Bᵀ d B for every tile of the phase images of x: (α², T, C·S²)."""
     N, C = x.shape[:2]
-    a = variant.alpha
-    V = _planes(a, C * S * S, N * th * tw, x.dtype)
+    a, m = variant.alpha, variant.m
+    buffer, V = _planes(a * a, N * th * tw, C * S * S, x.dtype)
+    row_bytes = S * m * S * (tw * m + a - m) * C * x.itemsize
     kernel = _kernels(variant, x.dtype, S)["input_transform"]
-    kernel(np.ascontiguousarray(x), pad, th, tw, V)
-    return V.reshape(a * a, C * S * S, -1)
+    kernel(np.ascontiguousarray(x), pad, th, tw, _band(th, N, row_bytes), buffer)
+    return V
 
 
 def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
-    """A gy Aᵀ for every output tile (gy zero-padded to whole tiles): (α², OC, T)."""
-    N, OC, OH, OW = gy.shape
-    full = (th * variant.m, tw * variant.m)
-    gy = np.ascontiguousarray(gy)
-    if (OH, OW) != full:
-        gy = np.pad(gy, ((0, 0), (0, 0), (0, full[0] - OH), (0, full[1] - OW)))
-    a = variant.alpha
-    dM = _planes(a, OC, N * th * tw, gy.dtype)
-    _kernels(variant, gy.dtype, 1)["output_adjoint"](gy, th, tw, dM)
-    return dM.reshape(a * a, OC, -1)
+    """A gy Aᵀ for every output tile (gy taken as 0 beyond its edge): (α², T, OC)."""
+    N, OC = gy.shape[:2]
+    a, m = variant.alpha, variant.m
+    buffer, dM = _planes(a * a, N * th * tw, OC, gy.dtype)
+    row_bytes = m * tw * m * OC * gy.itemsize
+    kernel = _kernels(variant, gy.dtype, 1)["output_adjoint"]
+    kernel(np.ascontiguousarray(gy), th, tw, _band(th, N, row_bytes), buffer)
+    return dM
 
 
 def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -> Any:
-    """y = Aᵀ (U @ V) A per tile, cropped to ``shape`` (N, OC, OH, OW)."""
-    M = _product(U, V)
-    N, OC, OH, OW = shape
-    y = np.empty((N, OC, th * variant.m, tw * variant.m), dtype=V.dtype)
-    a = variant.alpha
-    _kernels(variant, V.dtype, 1)["output_transform"](M.reshape(a, a, OC, -1), th, tw, y)
-    if y.shape[2:] != (OH, OW):
-        y = np.ascontiguousarray(y[:, :, :OH, :OW])
+    """y = Aᵀ (V @ Uᵀ) A per tile, cropped to ``shape`` (N, OC, OH, OW)."""
+    M, _ = _product(V, U.transpose(0, 2, 1))
+    N, OC = shape[:2]
+    y = np.empty(shape, dtype=V.dtype)
+    row_bytes = variant.m * tw * variant.m * OC * y.itemsize
+    kernel = _kernels(variant, V.dtype, 1)["output_transform"]
+    kernel(M, th, tw, _band(th, N, row_bytes), y)
     return y
 
 
 def _inputs(variant: Variant, U: Any, dM: Any, S: int, pad: int, th: int, tw: int, shape: tuple):
-    """x = Σ_tiles B (Uᵀ @ dM) Bᵀ on the phase images of an x of ``shape``."""
-    dV = _product(U.transpose(0, 2, 1), dM)
-    x = np.zeros(shape, dtype=dM.dtype)
-    a = variant.alpha
+    """x = Σ_tiles B (dM @ U) Bᵀ on the phase images of an x of ``shape``."""
+    dV, _ = _product(dM, U)
+    N, C = shape[:2]
+    x = np.empty(shape, dtype=dM.dtype)
+    a, m = variant.alpha, variant.m
+    row_bytes = S * m * S * (tw * m + a - m) * C * x.itemsize
     kernel = _kernels(variant, dM.dtype, S)["input_adjoint"]
-    kernel(dV.reshape(a, a, shape[1] * S * S, -1), pad, th, tw, x)
+    kernel(dV, pad, th, tw, _band(th, N, row_bytes), x)
     return x
 
 
 def _weights(variant: Variant, dM: Any, V: Any, S: int, shape: tuple) -> Any:
-    """dW = Gᵀ (dM @ Vᵀ) G, scattered from phase kernels onto a weight of ``shape``."""
-    dU = _product(dM, V.transpose(0, 2, 1))
+    """dW = Gᵀ (dMᵀ @ V) G, scattered from phase kernels onto a weight of ``shape``."""
+    dU, _ = _product(dM.transpose(0, 2, 1), V)
     dw = np.empty(shape, dtype=V.dtype)
-    a = variant.alpha
-    kernel = _kernels(variant, V.dtype, S)["filter_adjoint"]
-    kernel(dU.reshape(a, a, shape[0], shape[1] * S * S), dw)
+    _kernels(variant, V.dtype, S)["filter_adjoint"](dU, dw)
     return dw
 
 
 def conv2d(x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair) -> Any:
-    """y = conv2d(x, w): M = U @ V per point, then y = Aᵀ M A per tile."""
+    """y = conv2d(x, w): M = V @ Uᵀ per point, then y = Aᵀ M A per tile."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, out_size)
     V = _input(variant, x, S, pad, th, tw)
@@ -214,7 +228,7 @@ def conv_transpose2d(
     x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair
 ) -> Any:
     """y = conv_transpose2d(x, w), the adjoint of z ↦ conv2d(z, w) for z of ``out_size``:
-    y = Σ_tiles B [Uᵀ @ (A x Aᵀ)] Bᵀ on the phase images of y."""
+    y = Σ_tiles B [(A x Aᵀ) @ U] Bᵀ on the phase images of y."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, x.shape[2:])
     dM = _output_adjoint(variant, x, th, tw)
@@ -225,7 +239,7 @@ def conv_transpose2d(
 def weight_grad(
     x: Any, gy: Any, variant: Variant, kernel: Pair, stride: Pair, padding: Pair
 ) -> Any:
-    """dL/dW of y = conv2d(x, W) given gy: dU = (A gy Aᵀ) @ Vᵀ per point, dW = Gᵀ dU G."""
+    """dL/dW of y = conv2d(x, W) given gy: dU = (A gy Aᵀ)ᵀ @ V per point, dW = Gᵀ dU G."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, gy.shape[2:])
     V = _input(variant, x, S, pad, th, tw)

@@ -1,16 +1,30 @@
 """The six transforms of Winograd convolution, compiled with Numba (see winograd.py).
 
 A tile transform multiplies a small α×α (or m×m) tile by a constant matrix on both sides,
-e.g. V = Bᵀ·d·B. Each kernel here is built for one transform and one dtype: the matrices
-are closed over, so Numba compiles them as constants and LLVM (fast-math, loops of constant
-length) unrolls the products and drops the zero and unit coefficients — the generic loops
-below turn into the handful of additions a hand-written F(2×2, 3×3) would have.
+e.g. V = Bᵀ·d·B. Each kernel here is built for one transform, dtype and stride: the
+matrices are closed over, so Numba compiles them as constants and LLVM (fast-math, loops
+of constant length) unrolls the products and drops the zero and unit coefficients — the
+generic loops below turn into the handful of additions a hand-written F(2×2, 3×3) would have.
 
-Every kernel runs in parallel over channels (``prange``) and walks the tiles of one channel
-in order, so the transformed arrays (α, α, channels, tiles) are written and read along their
-contiguous last axis. Index conventions, shared with winograd.py:
+Layouts. The transformed arrays are tile-major with the channels last: α² planes, each a
+(T, channels) matrix, held as one C-contiguous (α², spacing) buffer (winograd._planes; a
+C-contiguous argument is what lets Numba assume unit strides and vectorise):
+for one tile and point, every channel is one contiguous run, so each transform's innermost
+loop runs over channels (64-1024 of them in DCGAN) with unit-stride loads and stores, and
+vectorises whatever the map size (a 4×4 map has 2×2 tiles: a loop over tiles would be 2
+long). NCHW images meet that layout in a band buffer: a band of one image's rows, moved to
+channels-last (rows, columns, channels) in blocks of 16 channels while it is in cache, is
+where the tiles are read from or added into. The GEMMs take the (T, channels) matrices
+transposed where they need to, at no cost (winograd.py).
 
-    phase channel  c' = (c·S + ρ)·S + σ          (S = stride, ρ, σ < S)
+Work is split into chunks of ``nb`` tile rows of one image (a band); the chunks run in
+parallel (``prange``). Input tiles overlap their neighbours by α − m phase rows, so the
+input adjoint, which adds tiles back onto x, runs the even bands before the odd ones: bands
+of one parity never share a row.
+
+Index conventions, shared with winograd.py:
+
+    phase channel  c' = (ρ·S + σ)·C + c         (S = stride, ρ, σ < S; C = x's channels)
     phase image    P[n, c', i, j] = x[n, c, S·i + ρ − pad, S·j + σ − pad]   (0 outside x)
     tile t = (n·th + ti)·tw + tj covers P[n, c', ti·m + a, tj·m + b], a, b < α
     phase kernel   w'[co, c', q1, q2] = w[co, c, S·q1 + ρ, S·q2 + σ]
@@ -29,6 +43,7 @@ import numpy as np
 from numba import prange
 
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
+_BLOCK = 16  # channels per block of the transposing copies: one cache line of float32
 
 
 def _start_threads() -> None:
@@ -68,12 +83,62 @@ def set_num_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-@numba.njit
-def _phase_columns(S, pad, sigma, width, W):  # noqa: N803
-    """The columns j < width of phase σ that fall inside x: [j0, j1)."""
-    j0 = max(0, -((sigma - pad) // S))  # first j with S·j + σ − pad >= 0
-    j1 = min(width, (W - 1 - sigma + pad) // S + 1)  # one past the last inside
-    return j0, max(j0, j1)
+# ---------------------------------------------------------------- band buffers
+#
+# Inner loops index 1-D views with their own loop variable (``dst[c] = ...``, not
+# ``V[k, p0 + c] = ...``): Numba wraps negative indices, and only an index it can see is
+# non-negative lets LLVM drop that check and vectorise (the input transform ran 1.9x faster).
+
+
+@numba.njit(fastmath=True, cache=True)
+def _band_in(x, n, row0, col0, buf):  # noqa: ANN001, ANN202
+    """buf[i, j, c] = x[n, c, row0 + i, col0 + j], 0 outside x: a band of one image moved
+    to channels-last, 16 channels at a time (their rows stay in L1 across the columns)."""
+    C, H, W = x.shape[1:]
+    rows, cols = buf.shape[:2]
+    i0, i1 = max(0, -row0), min(rows, H - row0)
+    j0, j1 = max(0, -col0), min(cols, W - col0)
+    if i0 > 0 or i1 < rows or j0 > 0 or j1 < cols:
+        buf[:] = 0
+    for i in range(i0, i1):
+        src = x[n, :, row0 + i, col0 + j0 : col0 + j1]  # (C, j1 - j0)
+        dst = buf[i, j0:j1]  # (j1 - j0, C)
+        for c0 in range(0, C, _BLOCK):
+            for j in range(j1 - j0):
+                for c in range(c0, min(C, c0 + _BLOCK)):
+                    dst[j, c] = src[c, j]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _band_out(buf, n, row0, col0, lo, hi, add_below, add_from, out):  # noqa: ANN001, ANN202
+    """out[n, c, row, col] = buf[row − row0, col − col0, c] for rows lo <= row < hi and all
+    columns (0 where buf does not reach); rows below ``add_below`` or from ``add_from`` on
+    are added to what out holds instead (rows a neighbouring band has written)."""
+    C, _, W = out.shape[1:]
+    rows, cols = buf.shape[:2]
+    j0, j1 = max(0, col0), min(W, col0 + cols)  # the columns of out that buf reaches
+    for row in range(lo, hi):
+        i = row - row0
+        add = row < add_below or row >= add_from
+        if not 0 <= i < rows:  # beyond the band's tiles: no tile reaches these rows
+            if not add:
+                out[n, :, row, :] = 0
+            continue
+        src = buf[i, j0 - col0 : j1 - col0]  # (j1 - j0, C)
+        for c0 in range(0, C, _BLOCK):
+            for c in range(c0, min(C, c0 + _BLOCK)):
+                dst = out[n, c, row]
+                if add:
+                    for j in range(j1 - j0):
+                        dst[j0 + j] += src[j, c]
+                else:
+                    dst[:j0] = 0
+                    for j in range(j1 - j0):
+                        dst[j0 + j] = src[j, c]
+                    dst[j1:] = 0
+
+
+# ---------------------------------------------------------------- the transforms
 
 
 @cache
@@ -87,155 +152,183 @@ def kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
 
 def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int) -> dict:  # noqa: C901, N803
     alpha, r = G.shape
+    halo = alpha - m  # phase rows (and columns) a tile shares with the next one
+
+    @numba.njit(fastmath=True)
+    def input_tiles(buf, t0, ti_count, tw, V):  # noqa: N803
+        """V for the tiles t0, t0 + 1, ... of a band (ti_count rows of tw tiles) from buf."""
+        C = buf.shape[2]
+        for tl in range(ti_count):
+            for tj in range(tw):
+                t = t0 + tl * tw + tj
+                for rho in range(S):
+                    for sigma in range(S):
+                        p0 = ((t * S + rho) * S + sigma) * C  # V[k, t, c'] at c = 0
+                        for k1 in range(alpha):
+                            for k2 in range(alpha):
+                                dst = V[k1 * alpha + k2, p0 : p0 + C]
+                                for c in range(C):
+                                    acc = buf.dtype.type(0)
+                                    for a in range(alpha):
+                                        i = S * (tl * m + a) + rho
+                                        for b in range(alpha):
+                                            j = S * (tj * m + b) + sigma
+                                            acc += BT[k1, a] * BT[k2, b] * buf[i, j, c]
+                                    dst[c] = acc
 
     @numba.njit(**_JIT)
-    def input_transform(x, pad, th, tw, V):  # V = Bᵀ·P_tile·B
-        N, C, H, W = x.shape
-        width = tw * m + alpha - m
-        for cp in prange(C * S * S):
-            c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
-            j0, j1 = _phase_columns(S, pad, sigma, width, W)
-            d = np.zeros((alpha, width), x.dtype)  # the α phase rows of a row of tiles
-            rows = np.empty((alpha, width), x.dtype)  # Bᵀ applied down their columns
-            for n in range(N):
-                for ti in range(th):
-                    for a in range(alpha):
-                        row = S * (ti * m + a) + rho - pad
-                        if 0 <= row < H:
-                            for j in range(j0, j1):
-                                d[a, j] = x[n, c, row, S * j + sigma - pad]
-                        else:
-                            d[a, j0:j1] = 0
-                    for k in range(alpha):
-                        for j in range(width):
-                            acc = BT[k, 0] * d[0, j]
-                            for a in range(1, alpha):
-                                acc += BT[k, a] * d[a, j]
-                            rows[k, j] = acc
-                    t0 = (n * th + ti) * tw
-                    for k in range(alpha):
-                        for i in range(alpha):
-                            for tj in range(tw):
-                                acc = rows[k, tj * m] * BT[i, 0]
-                                for b in range(1, alpha):
-                                    acc += rows[k, tj * m + b] * BT[i, b]
-                                V[k, i, cp, t0 + tj] = acc
+    def input_transform(x, pad, th, tw, nb, V):  # V = Bᵀ·P_tile·B
+        N, C = x.shape[:2]
+        bands = -(-th // nb)
+        for chunk in prange(N * bands):
+            n, ti0 = chunk // bands, chunk % bands * nb
+            ti1 = min(th, ti0 + nb)
+            buf = np.empty((S * ((ti1 - ti0) * m + halo), S * (tw * m + halo), C), x.dtype)
+            _band_in(x, n, S * ti0 * m - pad, -pad, buf)
+            input_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, V)
+
+    @numba.njit(fastmath=True)
+    def input_adjoint_tiles(dV, t0, ti_count, tw, buf):  # noqa: N803
+        """Add B·dV_tile·Bᵀ of the tiles t0, t0 + 1, ... of a band onto buf."""
+        C = buf.shape[2]
+        g = np.empty((alpha * alpha, C), buf.dtype)  # one tile's α² vectors, contiguous
+        for tl in range(ti_count):
+            for tj in range(tw):
+                t = t0 + tl * tw + tj
+                for rho in range(S):
+                    for sigma in range(S):
+                        p0 = ((t * S + rho) * S + sigma) * C
+                        for k in range(alpha * alpha):
+                            g[k] = dV[k, p0 : p0 + C]
+                        for a in range(alpha):
+                            for b in range(alpha):
+                                dst = buf[S * (tl * m + a) + rho, S * (tj * m + b) + sigma]
+                                for c in range(C):
+                                    acc = buf.dtype.type(0)
+                                    for k1 in range(alpha):
+                                        for k2 in range(alpha):
+                                            acc += BT[k1, a] * BT[k2, b] * g[k1 * alpha + k2, c]
+                                    dst[c] += acc
 
     @numba.njit(**_JIT)
-    def input_adjoint(dV, pad, th, tw, dx):  # dx += B·dV_tile·Bᵀ (dx zeroed)
-        N, C, H, W = dx.shape
-        width = tw * m + alpha - m
-        for cp in prange(C * S * S):
-            c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
-            j0, j1 = _phase_columns(S, pad, sigma, width, W)
-            rows = np.empty((alpha, width), dx.dtype)
-            d = np.empty((alpha, width), dx.dtype)
-            for n in range(N):
-                for ti in range(th):
-                    t0 = (n * th + ti) * tw
-                    rows[:] = 0
-                    for k in range(alpha):
-                        for b in range(alpha):  # one b at a time: tiles overlap in columns
-                            for tj in range(tw):
-                                acc = dV[k, 0, cp, t0 + tj] * BT[0, b]
-                                for i in range(1, alpha):
-                                    acc += dV[k, i, cp, t0 + tj] * BT[i, b]
-                                rows[k, tj * m + b] += acc
-                    for a in range(alpha):
-                        for j in range(width):
-                            acc = BT[0, a] * rows[0, j]
-                            for k in range(1, alpha):
-                                acc += BT[k, a] * rows[k, j]
-                            d[a, j] = acc
-                    for a in range(alpha):
-                        row = S * (ti * m + a) + rho - pad
-                        if 0 <= row < H:
-                            for j in range(j0, j1):
-                                dx[n, c, row, S * j + sigma - pad] += d[a, j]
+    def input_adjoint(dV, pad, th, tw, nb, dx):  # dx = Σ_tiles B·dV_tile·Bᵀ
+        N, C, H = dx.shape[:3]
+        bands = -(-th // nb)
+        step = S * nb * m  # rows from one band's first row to the next one's
+        for parity in range(2):
+            for chunk in prange(N * bands):
+                n, band = chunk // bands, chunk % bands
+                if band % 2 != parity:
+                    continue
+                ti0 = band * nb
+                ti1 = min(th, ti0 + nb)
+                rows = S * ((ti1 - ti0) * m + halo)
+                buf = np.zeros((rows, S * (tw * m + halo), C), dx.dtype)
+                input_adjoint_tiles(dV, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
+                # the band's rows (the last one's down to H); odd bands add onto the rows
+                # they share with their even neighbours, which wrote them first
+                row0, last = band * step - pad, band == bands - 1
+                hi = H if last else min(H, row0 + rows)
+                add_below = row0 + S * halo if parity == 1 else -1
+                add_from = row0 + step if parity == 1 and not last else H
+                _band_out(buf, n, row0, -pad, max(0, row0), hi, add_below, add_from, dx)
+
+    @numba.njit(fastmath=True)
+    def output_tiles(M, t0, ti_count, tw, buf):  # noqa: N803
+        """buf's tiles Aᵀ·M_tile·A for the tiles t0, t0 + 1, ... of a band."""
+        CO = buf.shape[2]
+        g = np.empty((alpha * alpha, CO), buf.dtype)
+        for tl in range(ti_count):
+            for tj in range(tw):
+                t = t0 + tl * tw + tj
+                for k in range(alpha * alpha):
+                    g[k] = M[k, t * CO : (t + 1) * CO]
+                for i in range(m):
+                    for j in range(m):
+                        dst = buf[tl * m + i, tj * m + j]
+                        for co in range(CO):
+                            acc = buf.dtype.type(0)
+                            for k1 in range(alpha):
+                                for k2 in range(alpha):
+                                    acc += AT[i, k1] * AT[j, k2] * g[k1 * alpha + k2, co]
+                            dst[co] = acc
 
     @numba.njit(**_JIT)
-    def output_transform(M, th, tw, y):  # noqa: N803  y_tile = Aᵀ·M·A  (y: th·m × tw·m)
-        N, CO = y.shape[:2]
-        for co in prange(CO):
-            rows = np.empty((alpha, tw), y.dtype)  # Aᵀ applied down the tile rows
-            for n in range(N):
-                for ti in range(th):
-                    t0 = (n * th + ti) * tw
-                    for i in range(m):
-                        for k2 in range(alpha):
-                            for tj in range(tw):
-                                acc = AT[i, 0] * M[0, k2, co, t0 + tj]
-                                for k1 in range(1, alpha):
-                                    acc += AT[i, k1] * M[k1, k2, co, t0 + tj]
-                                rows[k2, tj] = acc
-                        for j in range(m):
-                            for tj in range(tw):
-                                acc = rows[0, tj] * AT[j, 0]
-                                for k2 in range(1, alpha):
-                                    acc += rows[k2, tj] * AT[j, k2]
-                                y[n, co, ti * m + i, tj * m + j] = acc
+    def output_transform(M, th, tw, nb, y):  # noqa: N803  y_tile = Aᵀ·M_tile·A, cropped to y
+        N, CO, OH = y.shape[:3]
+        bands = -(-th // nb)
+        for chunk in prange(N * bands):
+            n, ti0 = chunk // bands, chunk % bands * nb
+            ti1 = min(th, ti0 + nb)
+            buf = np.empty(((ti1 - ti0) * m, tw * m, CO), y.dtype)
+            output_tiles(M, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
+            _band_out(buf, n, ti0 * m, 0, ti0 * m, min(OH, ti1 * m), -1, OH, y)
+
+    @numba.njit(fastmath=True)
+    def output_adjoint_tiles(buf, t0, ti_count, tw, dM):  # noqa: N803
+        """dM = A·gy_tile·Aᵀ for the tiles t0, t0 + 1, ... of a band of gy in buf."""
+        CO = buf.shape[2]
+        for tl in range(ti_count):
+            for tj in range(tw):
+                t = t0 + tl * tw + tj
+                for k1 in range(alpha):
+                    for k2 in range(alpha):
+                        dst = dM[k1 * alpha + k2, t * CO : (t + 1) * CO]
+                        for co in range(CO):
+                            acc = buf.dtype.type(0)
+                            for i in range(m):
+                                for j in range(m):
+                                    acc += AT[i, k1] * AT[j, k2] * buf[tl * m + i, tj * m + j, co]
+                            dst[co] = acc
 
     @numba.njit(**_JIT)
-    def output_adjoint(gy, th, tw, dM):  # noqa: N803  dM = A·gy_tile·Aᵀ  (gy: th·m × tw·m)
-        N, CO, _, OW = gy.shape
-        for co in prange(CO):
-            rows = np.empty((alpha, OW), gy.dtype)
-            for n in range(N):
-                for ti in range(th):
-                    for k1 in range(alpha):
-                        for col in range(OW):
-                            acc = AT[0, k1] * gy[n, co, ti * m, col]
-                            for i in range(1, m):
-                                acc += AT[i, k1] * gy[n, co, ti * m + i, col]
-                            rows[k1, col] = acc
-                    t0 = (n * th + ti) * tw
-                    for k1 in range(alpha):
-                        for k2 in range(alpha):
-                            for tj in range(tw):
-                                acc = rows[k1, tj * m] * AT[0, k2]
-                                for j in range(1, m):
-                                    acc += rows[k1, tj * m + j] * AT[j, k2]
-                                dM[k1, k2, co, t0 + tj] = acc
+    def output_adjoint(gy, th, tw, nb, dM):  # noqa: N803  dM = A·gy_tile·Aᵀ (0 beyond gy)
+        N, CO = gy.shape[:2]
+        bands = -(-th // nb)
+        for chunk in prange(N * bands):
+            n, ti0 = chunk // bands, chunk % bands * nb
+            ti1 = min(th, ti0 + nb)
+            buf = np.empty(((ti1 - ti0) * m, tw * m, CO), gy.dtype)
+            _band_in(gy, n, ti0 * m, 0, buf)
+            output_adjoint_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, dM)
 
     @numba.njit(**_JIT)
     def filter_transform(w, U):  # noqa: N803  U = G·w'·Gᵀ
         CO, C = w.shape[0], w.shape[1]
         for co in prange(CO):
-            e = np.empty((alpha, r), w.dtype)
-            for cp in range(C * S * S):
-                c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
-                for k in range(alpha):
-                    for q2 in range(r):
-                        acc = G[k, 0] * w[co, c, rho, S * q2 + sigma]
-                        for q1 in range(1, r):
-                            acc += G[k, q1] * w[co, c, S * q1 + rho, S * q2 + sigma]
-                        e[k, q2] = acc
-                for k1 in range(alpha):
-                    for k2 in range(alpha):
-                        acc = e[k1, 0] * G[k2, 0]
-                        for q2 in range(1, r):
-                            acc += e[k1, q2] * G[k2, q2]
-                        U[k1, k2, co, cp] = acc
+            for rho in range(S):
+                for sigma in range(S):
+                    p0 = ((co * S + rho) * S + sigma) * C  # U[k, co, c'] at c = 0
+                    taps = w[co, :, rho::S, sigma::S]  # (C, r, r): the phase kernels
+                    for k1 in range(alpha):
+                        for k2 in range(alpha):
+                            dst = U[k1 * alpha + k2, p0 : p0 + C]
+                            for c in range(C):
+                                acc = w.dtype.type(0)
+                                for q1 in range(r):
+                                    for q2 in range(r):
+                                        acc += G[k1, q1] * G[k2, q2] * taps[c, q1, q2]
+                                dst[c] = acc
 
     @numba.njit(**_JIT)
     def filter_adjoint(dU, dw):  # noqa: N803  dw' = Gᵀ·dU·G
         CO, C = dw.shape[0], dw.shape[1]
         for co in prange(CO):
-            e = np.empty((r, alpha), dw.dtype)
-            for cp in range(C * S * S):
-                c, rho, sigma = cp // (S * S), (cp // S) % S, cp % S
-                for q1 in range(r):
-                    for k2 in range(alpha):
-                        acc = G[0, q1] * dU[0, k2, co, cp]
-                        for k1 in range(1, alpha):
-                            acc += G[k1, q1] * dU[k1, k2, co, cp]
-                        e[q1, k2] = acc
-                for q1 in range(r):
-                    for q2 in range(r):
-                        acc = e[q1, 0] * G[0, q2]
-                        for k2 in range(1, alpha):
-                            acc += e[q1, k2] * G[k2, q2]
-                        dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
+            g = np.empty((alpha * alpha, C), dw.dtype)
+            for rho in range(S):
+                for sigma in range(S):
+                    p0 = ((co * S + rho) * S + sigma) * C
+                    for k in range(alpha * alpha):
+                        g[k] = dU[k, p0 : p0 + C]
+                    taps = dw[co, :, rho::S, sigma::S]
+                    for q1 in range(r):
+                        for q2 in range(r):
+                            for c in range(C):
+                                acc = dw.dtype.type(0)
+                                for k1 in range(alpha):
+                                    for k2 in range(alpha):
+                                        acc += G[k1, q1] * G[k2, q2] * g[k1 * alpha + k2, c]
+                                taps[c, q1, q2] = acc
 
     compiled = (
         input_transform,

@@ -169,8 +169,8 @@ def test_any_band_height_gives_the_im2col_results(
     x = rng.standard_normal(x_shape)
     C = x_shape[1]
     params = dict(stride=stride, padding=padding)
-    for op, w_shape in ((conv2d, (6, C, kernel, kernel)), (conv_transpose2d, (C, 6, kernel, kernel))):
-        w = rng.standard_normal(w_shape)
+    for op, w_shape in ((conv2d, (6, C)), (conv_transpose2d, (C, 6))):
+        w = rng.standard_normal((*w_shape, kernel, kernel))
 
         def forward_backward(x=x, w=w, op=op):
             xt, wt = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from tinygan.autograd.tensor import Tensor
 from tinygan.backend import get_array_module
+from tinygan.optim import adam_kernels
 from tinygan.optim.optimizer import Optimizer, ParamsT
 
 
@@ -52,7 +53,15 @@ class Adam(Optimizer):
         t = state["step"]
         if wd != 0 and self.decoupled:
             p.data_update_(lambda a: a.__imul__(1 - lr * wd))
-        elif wd != 0:
+        moments = [state[k] for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if k in state]
+        if adam_kernels.usable(p.data, grad, *moments):  # the same arithmetic in one pass
+            corrections = 1 - b1**t, math.sqrt(1 - b2**t)
+            v_max = state.get("max_exp_avg_sq")
+            l2 = 0.0 if self.decoupled else wd
+            args = state["exp_avg"], state["exp_avg_sq"], v_max, (b1, b2), l2, corrections
+            p.data_update_(lambda a: adam_kernels.update(a, grad, *args, lr, eps))
+            return
+        if wd != 0 and not self.decoupled:
             grad = xp.multiply(p.data, wd)
             grad += p.grad.data
         m, v = state["exp_avg"], state["exp_avg_sq"]

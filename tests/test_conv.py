@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_grad, check_second_order
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygan as tg
@@ -335,6 +335,35 @@ def test_im2col_layout_and_col2im_adjoint(case):
     c = np.random.default_rng(5).standard_normal(cols.shape)
     folded = col2im(tg.tensor(c), x.shape[2:], stride, padding, dilation).numpy()
     np.testing.assert_allclose((cols * c).sum(), (x * folded).sum(), rtol=1e-10)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=conv_cases(), batch_first=st.booleans(), crop=st.integers(0, 1))
+def test_compiled_im2col_col2im_equal_the_numpy_forms(case, batch_first, crop, monkeypatch):
+    """im2col_kernels (Numba, the CPU path) against conv.py's NumPy forms: the same columns
+    and the same folds bit for bit, in both layouts and with the columns past ``width``
+    zero padding (as the GEMMs that feed col2im such rows leave them)."""
+    from tinygan.functions import conv, im2col_kernels
+
+    x, w, _, params = case
+    geometry = w.shape[2:], params["stride"], params["padding"], params["dilation"]
+    out_size = conv._windows(x.shape[2:], *geometry)
+    width = max(1, out_size[1] - crop)
+
+    def both():
+        cols = conv.im2col_array(x, *geometry, out_size, batch_first=batch_first)
+        padded = cols.copy()
+        padded[..., width:] = 0
+        folded = conv.col2im_array(padded, x.shape[2:], *geometry[1:], width, batch_first)
+        return cols, folded
+
+    got = both()
+    with monkeypatch.context() as m:
+        m.setattr(im2col_kernels, "usable", lambda a: False)
+        expected = both()
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and g.flags.c_contiguous
+        np.testing.assert_array_equal(g, e)
 
 
 @settings(max_examples=8)

@@ -39,7 +39,7 @@ import numpy as np
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
-from tinygan.functions import conv_narrow, winograd
+from tinygan.functions import conv_narrow, im2col_kernels, winograd
 
 Pair = tuple[int, int]
 IntOrPair = int | tuple[int, int] | list[int]
@@ -120,6 +120,8 @@ def im2col_array(
         cols = cuda_kernels.im2col_gpu(x, KH, KW, stride, padding, dilation, runner)
         cols = cols[:, :, :, :, :OH, :OW]
         return xp.ascontiguousarray(cols if batch_first else cols.transpose(1, 2, 3, 0, 4, 5))
+    if im2col_kernels.usable(x):  # NumPy: compiled loops, one pass, in parallel
+        return im2col_kernels.im2col(x, kernel, stride, padding, dilation, out_size, batch_first)
     if PH or PW:
         padded = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
         padded[:, :, PH : PH + H, PW : PW + W] = x
@@ -158,6 +160,9 @@ def col2im_array(
     runner = kernel_runner(cols)
     if runner is not None:  # kernels/im2col.cu's col2im_kernel: one thread per pixel, a gather
         return cuda_kernels.col2im_gpu(cols[..., :OW], size, stride, padding, dilation, runner)
+    if im2col_kernels.usable(cols):  # NumPy: compiled loops, one pass, in parallel
+        layout = cols.transpose(1, 2, 3, 0, 4, 5) if not batch_first else cols
+        return im2col_kernels.col2im(layout, size, stride, padding, dilation, OW, batch_first)
     if CW < OW + (KW - 1) * DW // SW:  # rows too narrow to fold flat: strided adds
         out = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=cols.dtype)
         for i in range(KH):

@@ -316,3 +316,38 @@ def test_thread_pool_choice(env, expected):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == expected.split()
+
+
+_CACHE_SCRIPT = """
+import numpy as np
+import tinygan as tg
+from tinygan.functions import conv2d, winograd_kernels
+for stride, k in ((2, 4), (1, 3)):
+    x = tg.tensor(np.ones((2, 16, 8, 8), np.float32), requires_grad=True)
+    w = tg.tensor(np.ones((16, 16, k, k), np.float32), requires_grad=True)
+    conv2d(x, w, stride=stride, padding=1).sum().backward()
+misses = hits = 0
+for name, dtype, S in [("F(2x2,2x2)", "float32", 2), ("F(2x2,3x3)", "float32", 1)]:
+    for launch in winograd_kernels.kernels(name, dtype, S).values():
+        stats = launch.__wrapped__.stats
+        misses += sum(stats.cache_misses.values())
+        hits += sum(stats.cache_hits.values())
+print(misses, hits)
+"""
+
+
+def test_transforms_load_from_numbas_disk_cache_in_a_new_process():
+    """The transforms are closures calling helper loops; the second process that uses them
+    loads every one from Numba's disk cache instead of compiling it (11 s per process when
+    the helpers' uuids were random, which changed the closures' cache keys)."""
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run([sys.executable, "-c", _CACHE_SCRIPT], capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    for done in runs:
+        assert done.returncode == 0, done.stderr[-2000:]
+    misses, hits = map(int, runs[1].stdout.split())
+    assert misses == 0 and hits >= 8, runs[1].stdout

@@ -306,40 +306,48 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int, key: s
     @numba.njit(**_JIT)
     def filter_transform(w, U):  # noqa: N803  U = G·w'·Gᵀ
         CO, C = w.shape[0], w.shape[1]
+        CP = S * S * C
         for co in prange(CO):
-            for rho in range(S):
-                for sigma in range(S):
-                    p0 = ((co * S + rho) * S + sigma) * C  # U[k, co, c'] at c = 0
-                    taps = w[co, :, rho::S, sigma::S]  # (C, r, r): the phase kernels
-                    for k1 in range(alpha):
-                        for k2 in range(alpha):
-                            dst = U[k1 * alpha + k2, p0 : p0 + C]
-                            for c in range(C):
+            e = np.empty((alpha, r), w.dtype)  # G applied down the columns of a phase kernel
+            for c in range(C):  # one kernel's taps in, α²·S² values out (c' runs along c)
+                for rho in range(S):
+                    for sigma in range(S):
+                        p = co * CP + (rho * S + sigma) * C + c
+                        for k in range(alpha):
+                            for q2 in range(r):
                                 acc = w.dtype.type(0)
                                 for q1 in range(r):
-                                    for q2 in range(r):
-                                        acc += G[k1, q1] * G[k2, q2] * taps[c, q1, q2]
-                                dst[c] = acc
+                                    acc += G[k, q1] * w[co, c, S * q1 + rho, S * q2 + sigma]
+                                e[k, q2] = acc
+                        for k1 in range(alpha):
+                            for k2 in range(alpha):
+                                acc = w.dtype.type(0)
+                                for q2 in range(r):
+                                    acc += e[k1, q2] * G[k2, q2]
+                                U[k1 * alpha + k2, p] = acc
 
     @numba.njit(**_JIT)
     def filter_adjoint(dU, dw):  # noqa: N803  dw' = Gᵀ·dU·G
         CO, C = dw.shape[0], dw.shape[1]
+        CP = S * S * C
         for co in prange(CO):
-            g = np.empty((alpha * alpha, C), dw.dtype)
-            for rho in range(S):
-                for sigma in range(S):
-                    p0 = ((co * S + rho) * S + sigma) * C
-                    for k in range(alpha * alpha):
-                        g[k] = dU[k, p0 : p0 + C]
-                    taps = dw[co, :, rho::S, sigma::S]
-                    for q1 in range(r):
-                        for q2 in range(r):
-                            for c in range(C):
+            e = np.empty((r, alpha), dw.dtype)  # Gᵀ applied down the columns of dU's tile
+            for c in range(C):
+                for rho in range(S):
+                    for sigma in range(S):
+                        p = co * CP + (rho * S + sigma) * C + c
+                        for q1 in range(r):
+                            for k2 in range(alpha):
                                 acc = dw.dtype.type(0)
                                 for k1 in range(alpha):
-                                    for k2 in range(alpha):
-                                        acc += G[k1, q1] * G[k2, q2] * g[k1 * alpha + k2, c]
-                                taps[c, q1, q2] = acc
+                                    acc += G[k1, q1] * dU[k1 * alpha + k2, p]
+                                e[q1, k2] = acc
+                        for q1 in range(r):
+                            for q2 in range(r):
+                                acc = dw.dtype.type(0)
+                                for k2 in range(alpha):
+                                    acc += e[q1, k2] * G[k2, q2]
+                                dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
 
     compiled = (
         input_transform,

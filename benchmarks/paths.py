@@ -8,8 +8,11 @@ Winograd (functions/winograd.py), the narrow-layer unfold (conv_narrow.py), the 
 for a kernel covering the whole map (conv._covers), the Numba-fused norms (norm_kernels.py)
 and activations (activation_kernels.py), the im2col products' layout rule
 (conv._transposed_is_faster; "off" transposes every product with fewer rows than columns),
-and their per-sample form (conv._per_sample; "off" runs every product over the whole batch).
-This is where benchmarks/NOTES.md's per-path figures come from.
+their per-sample form (conv._per_sample; "off" runs every product over the whole batch), the
+compiled im2col/col2im (im2col_kernels.py; "off": NumPy's strided copy and adds) and Adam's
+one-pass update (optim/adam_kernels.py; "off": adam.py's array passes). This is where
+benchmarks/NOTES.md's per-path figures come from; a rewrite that cannot be switched off is
+measured between two checkouts by ``benchmarks.ab``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from benchmarks.harness import (
 
 @contextlib.contextmanager
 def _switched_off(path: str) -> Iterator[None]:
-    from tinygan.functions import activation_kernels, conv, conv_narrow, norm_kernels, winograd
+    from tinygan.functions import (
+        activation_kernels,
+        conv,
+        conv_narrow,
+        im2col_kernels,
+        norm_kernels,
+        winograd,
+    )
+    from tinygan.optim import adam_kernels
 
     module, name, off = {
         "winograd": (winograd, "ENABLED", False),
@@ -43,6 +54,9 @@ def _switched_off(path: str) -> Iterator[None]:
         "product layout": (conv, "_TRANSPOSED_MIN_K", 0),
         # off: every im2col product over the whole batch (batch-last operands), as before
         "per sample": (conv, "_PER_SAMPLE_MAX_ROWS", -1),
+        # off: im2col/col2im as NumPy's strided copy and strided adds, as before
+        "compiled im2col": (im2col_kernels, "usable", lambda a: False),
+        "fused adam": (adam_kernels, "usable", lambda *arrays: False),
     }[path]
     saved = getattr(module, name)
     setattr(module, name, off)
@@ -101,6 +115,25 @@ def _activation_step(act: str, shape: tuple) -> Callable:
     return step
 
 
+def _adam_step(shapes: list) -> Callable:
+    import tinygan as tg
+    from tinygan import nn, optim
+
+    rng = np.random.default_rng(0)
+    params = [nn.Parameter(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
+    for p in params:
+        p.grad = tg.tensor(rng.standard_normal(p.shape).astype(np.float32))
+    opt = optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
+    return opt.step
+
+
+def _dcgan_parameter_shapes() -> list:
+    from benchmarks import models
+    from tinygan import nn
+
+    return [p.shape for net in models.tinygan_dcgan(nn) for p in net.parameters()]
+
+
 CASES = {
     "DCGAN D2 conv 64->128 32->16 fwd+bwd": (
         "winograd",
@@ -125,6 +158,18 @@ CASES = {
     "DCGAN G5 convT 64->3 32->64 fwd+bwd": (
         "per sample",
         lambda: _conv_step((64, 64, 32, 32), (64, 3, 4, 4), True, stride=2, padding=1),
+    ),
+    "DCGAN D1 conv 3->64 64->32 fwd+bwd (im2col)": (
+        "compiled im2col",
+        lambda: _conv_step((64, 3, 64, 64), (64, 3, 4, 4), stride=2, padding=1),
+    ),
+    "DCGAN G5 convT 64->3 32->64 fwd+bwd (col2im)": (
+        "compiled im2col",
+        lambda: _conv_step((64, 64, 32, 32), (64, 3, 4, 4), True, stride=2, padding=1),
+    ),
+    "Adam step, DCGAN G and D parameters": (
+        "fused adam",
+        lambda: _adam_step(_dcgan_parameter_shapes()),
     ),
     "DCGAN D5 conv 512->1 4->1 fwd+bwd": (
         "dense",

@@ -39,3 +39,21 @@ def test_short_calls_settle_once_per_turn_and_long_calls_do_not():
 def test_self_timed_callables_report_their_own_time():
     timings = time_interleaved({"worker": _Reports()}, warmup=1, reps=2, settle_below=0.0)
     assert timings["worker"].median == timings["worker"].low == 0.25
+
+
+def test_ab_times_each_checkout_in_its_own_processes(tmp_path, monkeypatch):
+    """benchmarks.ab runs every round's step in one fresh process per tree (each importing
+    its own tinygan, asserted in the child) and writes both trees' timings."""
+    import json
+    from pathlib import Path
+
+    from benchmarks import ab, harness
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    ab.main(["mlp_gan_step", str(repo), str(repo), "--rounds", "2", "--reps", "2", "--warmup", "0"])
+    (written,) = tmp_path.glob("*_cpu_ab_mlp_gan_step.json")
+    (case,) = json.loads(written.read_text())["cases"]
+    timings = list(case["timings"].values())
+    assert [t["reps"] for t in timings] == [4, 4]  # 2 rounds x 2 steps, both trees
+    assert all(0 < t["min_s"] <= t["median_s"] <= t["max_s"] for t in timings)

@@ -4,7 +4,15 @@ context and restores it after (a renamed switch would otherwise time the same pa
 from __future__ import annotations
 
 from benchmarks.paths import CASES, _switched_off
-from tinygan.functions import activation_kernels, conv, conv_narrow, norm_kernels, winograd
+from tinygan.functions import (
+    activation_kernels,
+    conv,
+    conv_narrow,
+    im2col_kernels,
+    norm_kernels,
+    winograd,
+)
+from tinygan.optim import adam_kernels
 
 SWITCHES = {
     "winograd": (winograd, "ENABLED"),
@@ -14,6 +22,8 @@ SWITCHES = {
     "fused activation": (activation_kernels, "usable"),
     "product layout": (conv, "_TRANSPOSED_MIN_K"),
     "per sample": (conv, "_PER_SAMPLE_MAX_ROWS"),
+    "compiled im2col": (im2col_kernels, "usable"),
+    "fused adam": (adam_kernels, "usable"),
 }
 
 

@@ -181,7 +181,7 @@ def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
     buffer, dM = _planes(a * a, N * th * tw, OC, gy.dtype)
     row_bytes = m * tw * m * OC * gy.itemsize
     kernel = _kernels(variant, gy.dtype, 1)["output_adjoint"]
-    kernel(np.ascontiguousarray(gy), th, tw, _band(th, N, row_bytes), buffer)
+    kernel(np.ascontiguousarray(gy), 0, th, tw, _band(th, N, row_bytes), buffer)
     return dM
 
 
@@ -192,7 +192,7 @@ def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -
     y = np.empty(shape, dtype=V.dtype)
     row_bytes = variant.m * tw * variant.m * OC * y.itemsize
     kernel = _kernels(variant, V.dtype, 1)["output_transform"]
-    kernel(M, th, tw, _band(th, N, row_bytes), y)
+    kernel(M, 0, th, tw, _band(th, N, row_bytes), y)
     return y
 
 

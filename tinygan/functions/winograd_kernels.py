@@ -1,10 +1,14 @@
 """The six transforms of Winograd convolution, compiled with Numba (see winograd.py).
 
 A tile transform multiplies a small α×α (or m×m) tile by a constant matrix on both sides,
-e.g. V = Bᵀ·d·B. Each kernel here is built for one transform, dtype and stride: the
-matrices are closed over, so Numba compiles them as constants and LLVM (fast-math, loops
-of constant length) unrolls the products and drops the zero and unit coefficients — the
-generic loops below turn into the handful of additions a hand-written F(2×2, 3×3) would have.
+e.g. V = Bᵀ·d·B. The input side (V from x, and its adjoint onto dx) and the output side
+(y from M, and its adjoint dM from dy) are the two directions of one generic transform,
+gather and scatter (``_directions``), with their own matrix, tile size and stride; the
+filter transform and its adjoint are ``_filters``. Each kernel is built for one variant,
+dtype and stride: the matrices are closed over, so Numba compiles them as constants and
+LLVM (fast-math, loops of constant length) unrolls the products and drops the zero and unit
+coefficients — the generic loops turn into the handful of additions a hand-written
+F(2×2, 3×3) would have.
 
 Layouts. The transformed arrays are tile-major with the channels last: α² planes, each a
 (T, channels) matrix, held as one C-contiguous (α², spacing) buffer (winograd._planes; a
@@ -147,64 +151,75 @@ def kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
     from tinygan.functions.winograd import VARIANTS
 
     v = VARIANTS[name]
+    BT, G, AT = (matrix.astype(dtype) for matrix in (v.BT, v.G, v.AT))
     key = f"{name}/{dtype}/S={S}"
-    return _build(v.BT.astype(dtype), v.G.astype(dtype), v.AT.astype(dtype), v.m, S, key)
+    # The input side's tiles are α×α on the stride-phase grid, L = Bᵀ; the output side's are
+    # m×m at stride 1, L = Aᵀᵀ (y_tile = Aᵀ·M·A is Lᵀ·M·L).
+    input_transform, input_adjoint = _directions(BT, v.m, S, f"{key}/input")
+    output_adjoint, output_transform = _directions(
+        np.ascontiguousarray(AT.T), v.m, 1, f"{key}/output"
+    )
+    compiled = {
+        "input_transform": input_transform,
+        "input_adjoint": input_adjoint,
+        "output_transform": output_transform,
+        "output_adjoint": output_adjoint,
+        **_filters(G, S),
+    }
+    return {name: one_at_a_time(kernel) for name, kernel in compiled.items()}
 
 
-def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int, key: str) -> dict:  # noqa: C901, N803
-    alpha, r = G.shape
-    halo = alpha - m  # phase rows (and columns) a tile shares with the next one
+def _helper(function: Callable, key: str) -> Any:
+    """A serial loop the parallel kernels call (a separate function ran their inner loops
+    10-15 % faster than the same code inlined in the prange body). Numba keys a closure's
+    disk cache on its closure variables, and a dispatcher among them is serialised by its
+    uuid, random per process: the kernels calling it would be compiled afresh in every
+    process (11 s). The uuid is fixed here by ``key``, through the hook Numba's unpickling
+    uses; were that hook gone, the kernels would still run, only compiled in every process
+    (test_winograd checks the cache hits)."""
+    dispatcher = numba.njit(fastmath=True, cache=True)(function)
+    set_uuid = getattr(dispatcher, "_set_uuid", None)
+    if set_uuid is not None:
+        set_uuid(f"tinygan.winograd_kernels/{key}/{function.__name__}")
+    return dispatcher
 
-    def helper(function: Callable) -> Any:
-        """A serial loop the parallel kernels call (a separate function ran their inner
-        loops 10-15 % faster than the same code inlined in the prange body). Numba keys a
-        closure's disk cache on its closure variables, and a dispatcher among them is
-        serialised by its uuid, random per process: the kernels calling it would be
-        compiled afresh in every process (11 s). The uuid is fixed here by ``key``, through
-        the hook Numba's unpickling uses; were that hook gone, the kernels would still run,
-        only compiled in every process (test_winograd checks the cache hits)."""
-        dispatcher = numba.njit(fastmath=True, cache=True)(function)
-        set_uuid = getattr(dispatcher, "_set_uuid", None)
-        if set_uuid is not None:
-            set_uuid(f"tinygan.winograd_kernels/{key}/{function.__name__}")
-        return dispatcher
 
-    @helper
-    def input_tiles(buf, t0, ti_count, tw, V):  # noqa: N803
-        """V for the tiles t0, t0 + 1, ... of a band (ti_count rows of tw tiles) from buf."""
+def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
+    """The two directions of one side's tile transform, for L (α points × size positions):
+
+        gather   planes[k1, k2] = Σ_a,b L[k1, a]·L[k2, b]·tile[a, b]   (image → α² planes)
+        scatter  tile[a, b]     = Σ_k1,k2 L[k1, a]·L[k2, b]·planes[k1, k2]   (the adjoint)
+
+    Tile t = (n·th + ti)·tw + tj has its position (a, b) at band row S·(tl·m + a) + ρ and
+    column S·(tj·m + b) + σ for each stride phase (ρ, σ); its planes hold channel c of phase
+    (ρ, σ) at ((t·S + ρ)·S + σ)·C + c. Tiles overlap by ``halo`` = size − m positions (input
+    side), so scatter adds them up and writes the image's even bands before the odd ones.
+    """
+    alpha, size = L.shape
+    halo = size - m
+    passes = 2 if halo else 1  # bands of one parity never share a row
+
+    def gather_tiles(buf, t0, ti_count, tw, planes):  # noqa: N803
         C = buf.shape[2]
         for tl in range(ti_count):
             for tj in range(tw):
                 t = t0 + tl * tw + tj
                 for rho in range(S):
                     for sigma in range(S):
-                        p0 = ((t * S + rho) * S + sigma) * C  # V[k, t, c'] at c = 0
+                        p0 = ((t * S + rho) * S + sigma) * C  # planes[k, t, c'] at c = 0
                         for k1 in range(alpha):
                             for k2 in range(alpha):
-                                dst = V[k1 * alpha + k2, p0 : p0 + C]
+                                dst = planes[k1 * alpha + k2, p0 : p0 + C]
                                 for c in range(C):
                                     acc = buf.dtype.type(0)
-                                    for a in range(alpha):
+                                    for a in range(size):
                                         i = S * (tl * m + a) + rho
-                                        for b in range(alpha):
+                                        for b in range(size):
                                             j = S * (tj * m + b) + sigma
-                                            acc += BT[k1, a] * BT[k2, b] * buf[i, j, c]
+                                            acc += L[k1, a] * L[k2, b] * buf[i, j, c]
                                     dst[c] = acc
 
-    @numba.njit(**_JIT)
-    def input_transform(x, pad, th, tw, nb, V):  # V = Bᵀ·P_tile·B
-        N, C = x.shape[:2]
-        bands = -(-th // nb)
-        for chunk in prange(N * bands):
-            n, ti0 = chunk // bands, chunk % bands * nb
-            ti1 = min(th, ti0 + nb)
-            buf = np.empty((S * ((ti1 - ti0) * m + halo), S * (tw * m + halo), C), x.dtype)
-            _band_in(x, n, S * ti0 * m - pad, -pad, buf)
-            input_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, V)
-
-    @helper
-    def input_adjoint_tiles(dV, t0, ti_count, tw, buf):  # noqa: N803
-        """Add B·dV_tile·Bᵀ of the tiles t0, t0 + 1, ... of a band onto buf."""
+    def scatter_tiles(planes, t0, ti_count, tw, buf):  # noqa: N803
         C = buf.shape[2]
         g = np.empty((alpha * alpha, C), buf.dtype)  # one tile's α² vectors, contiguous
         for tl in range(ti_count):
@@ -214,98 +229,65 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int, key: s
                     for sigma in range(S):
                         p0 = ((t * S + rho) * S + sigma) * C
                         for k in range(alpha * alpha):
-                            g[k] = dV[k, p0 : p0 + C]
-                        for a in range(alpha):
-                            for b in range(alpha):
+                            g[k] = planes[k, p0 : p0 + C]
+                        for a in range(size):
+                            for b in range(size):
                                 dst = buf[S * (tl * m + a) + rho, S * (tj * m + b) + sigma]
                                 for c in range(C):
                                     acc = buf.dtype.type(0)
                                     for k1 in range(alpha):
                                         for k2 in range(alpha):
-                                            acc += BT[k1, a] * BT[k2, b] * g[k1 * alpha + k2, c]
-                                    dst[c] += acc
+                                            acc += L[k1, a] * L[k2, b] * g[k1 * alpha + k2, c]
+                                    if halo:  # overlapping tiles add up
+                                        dst[c] += acc
+                                    else:
+                                        dst[c] = acc
+
+    gather_tiles = _helper(gather_tiles, key)
+    scatter_tiles = _helper(scatter_tiles, key)
 
     @numba.njit(**_JIT)
-    def input_adjoint(dV, pad, th, tw, nb, dx):  # dx = Σ_tiles B·dV_tile·Bᵀ
-        N, C, H = dx.shape[:3]
+    def gather(image, pad, th, tw, nb, planes):
+        N, C = image.shape[:2]
+        bands = -(-th // nb)
+        for chunk in prange(N * bands):
+            n, ti0 = chunk // bands, chunk % bands * nb
+            ti1 = min(th, ti0 + nb)
+            buf = np.empty((S * ((ti1 - ti0) * m + halo), S * (tw * m + halo), C), image.dtype)
+            _band_in(image, n, S * ti0 * m - pad, -pad, buf)
+            gather_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, planes)
+
+    @numba.njit(**_JIT)
+    def scatter(planes, pad, th, tw, nb, image):
+        N, C, H = image.shape[:3]
         bands = -(-th // nb)
         step = S * nb * m  # rows from one band's first row to the next one's
-        for parity in range(2):
+        for parity in range(passes):
             for chunk in prange(N * bands):
                 n, band = chunk // bands, chunk % bands
-                if band % 2 != parity:
+                if band % passes != parity:
                     continue
                 ti0 = band * nb
                 ti1 = min(th, ti0 + nb)
                 rows = S * ((ti1 - ti0) * m + halo)
-                buf = np.zeros((rows, S * (tw * m + halo), C), dx.dtype)
-                input_adjoint_tiles(dV, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
+                buf = np.empty((rows, S * (tw * m + halo), C), image.dtype)
+                if halo:  # overlapping tiles are added up
+                    buf[:] = 0
+                scatter_tiles(planes, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
                 # the band's rows (the last one's down to H); odd bands add onto the rows
                 # they share with their even neighbours, which wrote them first
                 row0, last = band * step - pad, band == bands - 1
                 hi = H if last else min(H, row0 + rows)
                 add_below = row0 + S * halo if parity == 1 else -1
                 add_from = row0 + step if parity == 1 and not last else H
-                _band_out(buf, n, row0, -pad, max(0, row0), hi, add_below, add_from, dx)
+                _band_out(buf, n, row0, -pad, max(0, row0), hi, add_below, add_from, image)
 
-    @helper
-    def output_tiles(M, t0, ti_count, tw, buf):  # noqa: N803
-        """buf's tiles Aᵀ·M_tile·A for the tiles t0, t0 + 1, ... of a band."""
-        CO = buf.shape[2]
-        g = np.empty((alpha * alpha, CO), buf.dtype)
-        for tl in range(ti_count):
-            for tj in range(tw):
-                t = t0 + tl * tw + tj
-                for k in range(alpha * alpha):
-                    g[k] = M[k, t * CO : (t + 1) * CO]
-                for i in range(m):
-                    for j in range(m):
-                        dst = buf[tl * m + i, tj * m + j]
-                        for co in range(CO):
-                            acc = buf.dtype.type(0)
-                            for k1 in range(alpha):
-                                for k2 in range(alpha):
-                                    acc += AT[i, k1] * AT[j, k2] * g[k1 * alpha + k2, co]
-                            dst[co] = acc
+    return gather, scatter
 
-    @numba.njit(**_JIT)
-    def output_transform(M, th, tw, nb, y):  # noqa: N803  y_tile = Aᵀ·M_tile·A, cropped to y
-        N, CO, OH = y.shape[:3]
-        bands = -(-th // nb)
-        for chunk in prange(N * bands):
-            n, ti0 = chunk // bands, chunk % bands * nb
-            ti1 = min(th, ti0 + nb)
-            buf = np.empty(((ti1 - ti0) * m, tw * m, CO), y.dtype)
-            output_tiles(M, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
-            _band_out(buf, n, ti0 * m, 0, ti0 * m, min(OH, ti1 * m), -1, OH, y)
 
-    @helper
-    def output_adjoint_tiles(buf, t0, ti_count, tw, dM):  # noqa: N803
-        """dM = A·gy_tile·Aᵀ for the tiles t0, t0 + 1, ... of a band of gy in buf."""
-        CO = buf.shape[2]
-        for tl in range(ti_count):
-            for tj in range(tw):
-                t = t0 + tl * tw + tj
-                for k1 in range(alpha):
-                    for k2 in range(alpha):
-                        dst = dM[k1 * alpha + k2, t * CO : (t + 1) * CO]
-                        for co in range(CO):
-                            acc = buf.dtype.type(0)
-                            for i in range(m):
-                                for j in range(m):
-                                    acc += AT[i, k1] * AT[j, k2] * buf[tl * m + i, tj * m + j, co]
-                            dst[co] = acc
-
-    @numba.njit(**_JIT)
-    def output_adjoint(gy, th, tw, nb, dM):  # noqa: N803  dM = A·gy_tile·Aᵀ (0 beyond gy)
-        N, CO = gy.shape[:2]
-        bands = -(-th // nb)
-        for chunk in prange(N * bands):
-            n, ti0 = chunk // bands, chunk % bands * nb
-            ti1 = min(th, ti0 + nb)
-            buf = np.empty(((ti1 - ti0) * m, tw * m, CO), gy.dtype)
-            _band_in(gy, n, ti0 * m, 0, buf)
-            output_adjoint_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, dM)
+def _filters(G: np.ndarray, S: int) -> dict:  # noqa: N803
+    """The filter transform U = G·w'·Gᵀ per phase kernel, and its adjoint dw' = Gᵀ·dU·G."""
+    alpha, r = G.shape
 
     @numba.njit(**_JIT)
     def filter_transform(w, U):  # noqa: N803  U = G·w'·Gᵀ
@@ -353,15 +335,7 @@ def _build(BT: np.ndarray, G: np.ndarray, AT: np.ndarray, m: int, S: int, key: s
                                     acc += e[q1, k2] * G[k2, q2]
                                 dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
 
-    compiled = (
-        input_transform,
-        input_adjoint,
-        output_transform,
-        output_adjoint,
-        filter_transform,
-        filter_adjoint,
-    )
-    return {kernel.__name__: one_at_a_time(kernel) for kernel in compiled}
+    return {"filter_transform": filter_transform, "filter_adjoint": filter_adjoint}
 
 
 # Launches from several Python threads queue here: on the work-queue pool (the fallback)

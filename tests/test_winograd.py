@@ -164,7 +164,7 @@ def test_any_band_height_gives_the_im2col_results(
     per band (the input adjoint's even/odd passes over rows shared by neighbours), a band
     height that leaves a short last band, and whole images (None) all give the im2col
     path's forward, input and weight gradients, for conv2d and conv_transpose2d."""
-    monkeypatch.setattr(winograd, "_band", lambda th, N, row_bytes: min(th, band_rows or th))
+    monkeypatch.setattr(winograd, "_band", lambda variant, N, C, th, *_: min(th, band_rows or th))
     rng = np.random.default_rng(0)
     x = rng.standard_normal(x_shape)
     C = x_shape[1]

@@ -120,10 +120,15 @@ BAND_BYTES = 256 * 1024
 CHUNKS_PER_THREAD = 4
 
 
-def _band(th: int, N: int, row_bytes: int) -> int:  # noqa: N803
-    """Tile rows per band for ``th`` tile rows per image, each ``row_bytes`` of buffer."""
+def _band(
+    variant: Variant, N: int, C: int, th: int, tw: int, S: int, itemsize: int, halo: int
+) -> int:
+    """Tile rows per band of an image of ``th`` × ``tw`` tiles and C channels: its band
+    buffer holds S·m rows per tile row (plus S·halo), each S·(tw·m + halo) wide."""
     import numba
 
+    m = variant.m
+    row_bytes = S * m * S * (tw * m + halo) * C * itemsize
     fits = max(1, BAND_BYTES // row_bytes)
     bands = max(-(-th // fits), -(-CHUNKS_PER_THREAD * numba.get_num_threads() // N))
     return -(-th // min(th, bands))  # bands of equal height, the last one perhaps shorter
@@ -168,20 +173,19 @@ def _input(variant: Variant, x: Any, S: int, pad: int, th: int, tw: int) -> np.n
     N, C = x.shape[:2]
     a, m = variant.alpha, variant.m
     buffer, V = _planes(a * a, N * th * tw, C * S * S, x.dtype)
-    row_bytes = S * m * S * (tw * m + a - m) * C * x.itemsize
+    nb = _band(variant, N, C, th, tw, S, x.itemsize, a - m)
     kernel = _kernels(variant, x.dtype, S)["input_transform"]
-    kernel(np.ascontiguousarray(x), pad, th, tw, _band(th, N, row_bytes), buffer)
+    kernel(np.ascontiguousarray(x), pad, th, tw, nb, buffer)
     return V
 
 
 def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
     """A gy Aᵀ for every output tile (gy taken as 0 beyond its edge): (α², T, OC)."""
     N, OC = gy.shape[:2]
-    a, m = variant.alpha, variant.m
-    buffer, dM = _planes(a * a, N * th * tw, OC, gy.dtype)
-    row_bytes = m * tw * m * OC * gy.itemsize
+    buffer, dM = _planes(variant.alpha**2, N * th * tw, OC, gy.dtype)
+    nb = _band(variant, N, OC, th, tw, 1, gy.itemsize, 0)
     kernel = _kernels(variant, gy.dtype, 1)["output_adjoint"]
-    kernel(np.ascontiguousarray(gy), 0, th, tw, _band(th, N, row_bytes), buffer)
+    kernel(np.ascontiguousarray(gy), 0, th, tw, nb, buffer)
     return dM
 
 
@@ -190,9 +194,9 @@ def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -
     M, _ = _product(V, U.transpose(0, 2, 1))
     N, OC = shape[:2]
     y = np.empty(shape, dtype=V.dtype)
-    row_bytes = variant.m * tw * variant.m * OC * y.itemsize
+    nb = _band(variant, N, OC, th, tw, 1, y.itemsize, 0)
     kernel = _kernels(variant, V.dtype, 1)["output_transform"]
-    kernel(M, 0, th, tw, _band(th, N, row_bytes), y)
+    kernel(M, 0, th, tw, nb, y)
     return y
 
 
@@ -201,10 +205,9 @@ def _inputs(variant: Variant, U: Any, dM: Any, S: int, pad: int, th: int, tw: in
     dV, _ = _product(dM, U)
     N, C = shape[:2]
     x = np.empty(shape, dtype=dM.dtype)
-    a, m = variant.alpha, variant.m
-    row_bytes = S * m * S * (tw * m + a - m) * C * x.itemsize
+    nb = _band(variant, N, C, th, tw, S, x.itemsize, variant.alpha - variant.m)
     kernel = _kernels(variant, dM.dtype, S)["input_adjoint"]
-    kernel(dV, pad, th, tw, _band(th, N, row_bytes), x)
+    kernel(dV, pad, th, tw, nb, x)
     return x
 
 

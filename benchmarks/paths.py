@@ -115,6 +115,14 @@ def _activation_step(act: str, shape: tuple) -> Callable:
     return step
 
 
+def _dcgan_d1() -> Callable:  # conv 3->64, 64x64 -> 32x32: short im2col columns
+    return _conv_step((64, 3, 64, 64), (64, 3, 4, 4), stride=2, padding=1)
+
+
+def _dcgan_g5() -> Callable:  # convT 64->3, 32x32 -> 64x64: its forward is a col2im
+    return _conv_step((64, 64, 32, 32), (64, 3, 4, 4), True, stride=2, padding=1)
+
+
 def _adam_step(shapes: list) -> Callable:
     import tinygan as tg
     from tinygan import nn, optim
@@ -151,22 +159,10 @@ CASES = {
         "narrow",
         lambda: _conv_step((1, 64, 134, 134), (3, 64, 7, 7)),
     ),
-    "DCGAN D1 conv 3->64 64->32 fwd+bwd": (
-        "per sample",
-        lambda: _conv_step((64, 3, 64, 64), (64, 3, 4, 4), stride=2, padding=1),
-    ),
-    "DCGAN G5 convT 64->3 32->64 fwd+bwd": (
-        "per sample",
-        lambda: _conv_step((64, 64, 32, 32), (64, 3, 4, 4), True, stride=2, padding=1),
-    ),
-    "DCGAN D1 conv 3->64 64->32 fwd+bwd (im2col)": (
-        "compiled im2col",
-        lambda: _conv_step((64, 3, 64, 64), (64, 3, 4, 4), stride=2, padding=1),
-    ),
-    "DCGAN G5 convT 64->3 32->64 fwd+bwd (col2im)": (
-        "compiled im2col",
-        lambda: _conv_step((64, 64, 32, 32), (64, 3, 4, 4), True, stride=2, padding=1),
-    ),
+    "DCGAN D1 conv 3->64 64->32 fwd+bwd": ("per sample", _dcgan_d1),
+    "DCGAN G5 convT 64->3 32->64 fwd+bwd": ("per sample", _dcgan_g5),
+    "DCGAN D1 conv 3->64 64->32 fwd+bwd (im2col)": ("compiled im2col", _dcgan_d1),
+    "DCGAN G5 convT 64->3 32->64 fwd+bwd (col2im)": ("compiled im2col", _dcgan_g5),
     "Adam step, DCGAN G and D parameters": (
         "fused adam",
         lambda: _adam_step(_dcgan_parameter_shapes()),

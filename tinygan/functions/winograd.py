@@ -153,11 +153,11 @@ def _planes(count: int, rows: int, cols: int, dtype: Any) -> tuple[np.ndarray, n
     return buffer, buffer[:, :size].reshape(count, rows, cols)
 
 
-def _product(A: Any, B: Any) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-    """The α² GEMMs A[k] @ B[k], as _planes's (buffer, matrices)."""
+def _product(A: Any, B: Any) -> np.ndarray:  # noqa: N803
+    """The α² GEMMs A[k] @ B[k], in the buffer of _planes that the kernels take."""
     buffer, out = _planes(A.shape[0], A.shape[1], B.shape[2], A.dtype)
     np.matmul(A, B, out=out)
-    return buffer, out
+    return buffer
 
 
 def _filter(variant: Variant, w: Any, S: int) -> np.ndarray:
@@ -191,7 +191,7 @@ def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
 
 def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -> Any:
     """y = Aᵀ (V @ Uᵀ) A per tile, cropped to ``shape`` (N, OC, OH, OW)."""
-    M, _ = _product(V, U.transpose(0, 2, 1))
+    M = _product(V, U.transpose(0, 2, 1))
     N, OC = shape[:2]
     y = np.empty(shape, dtype=V.dtype)
     nb = _band(variant, N, OC, th, tw, 1, y.itemsize, 0)
@@ -202,7 +202,7 @@ def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -
 
 def _inputs(variant: Variant, U: Any, dM: Any, S: int, pad: int, th: int, tw: int, shape: tuple):
     """x = Σ_tiles B (dM @ U) Bᵀ on the phase images of an x of ``shape``."""
-    dV, _ = _product(dM, U)
+    dV = _product(dM, U)
     N, C = shape[:2]
     x = np.empty(shape, dtype=dM.dtype)
     nb = _band(variant, N, C, th, tw, S, x.itemsize, variant.alpha - variant.m)
@@ -213,7 +213,7 @@ def _inputs(variant: Variant, U: Any, dM: Any, S: int, pad: int, th: int, tw: in
 
 def _weights(variant: Variant, dM: Any, V: Any, S: int, shape: tuple) -> Any:
     """dW = Gᵀ (dMᵀ @ V) G, scattered from phase kernels onto a weight of ``shape``."""
-    dU, _ = _product(dM.transpose(0, 2, 1), V)
+    dU = _product(dM.transpose(0, 2, 1), V)
     dw = np.empty(shape, dtype=V.dtype)
     _kernels(variant, V.dtype, S)["filter_adjoint"](dU, dw)
     return dw

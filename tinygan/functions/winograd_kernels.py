@@ -286,54 +286,62 @@ def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
 
 
 def _filters(G: np.ndarray, S: int) -> dict:  # noqa: N803
-    """The filter transform U = G·w'·Gᵀ per phase kernel, and its adjoint dw' = Gᵀ·dU·G."""
+    """The filter transform U = G·w'·Gᵀ per phase kernel, and its adjoint dw' = Gᵀ·dU·G.
+
+    One output channel's weights, (C, K, K), are moved to taps-major (K·K, C) first, so
+    that both loops run over the input channels, contiguous in U's planes, with unit-stride
+    loads: U[k1·α + k2, p0 + c] = Σ_q1,q2 G[k1, q1]·G[k2, q2]·w[co, c, S·q1 + ρ, S·q2 + σ]
+    (the per-element form, 9 planes × 4 phases written one value at a time, ran at 12 GB/s).
+    """
     alpha, r = G.shape
+    K = S * r  # kernel size: r taps per stride phase
 
     @numba.njit(**_JIT)
     def filter_transform(w, U):  # noqa: N803  U = G·w'·Gᵀ
         CO, C = w.shape[0], w.shape[1]
-        CP = S * S * C
         for co in prange(CO):
-            e = np.empty((alpha, r), w.dtype)  # G applied down the columns of a phase kernel
-            for c in range(C):  # one kernel's taps in, α²·S² values out (c' runs along c)
-                for rho in range(S):
-                    for sigma in range(S):
-                        p = co * CP + (rho * S + sigma) * C + c
-                        for k in range(alpha):
-                            for q2 in range(r):
-                                acc = w.dtype.type(0)
-                                for q1 in range(r):
-                                    acc += G[k, q1] * w[co, c, S * q1 + rho, S * q2 + sigma]
-                                e[k, q2] = acc
-                        for k1 in range(alpha):
-                            for k2 in range(alpha):
-                                acc = w.dtype.type(0)
+            taps = np.empty((K * K, C), w.dtype)  # taps[i·K + j, c] = w[co, c, i, j]
+            for c in range(C):
+                for i in range(K):
+                    for j in range(K):
+                        taps[i * K + j, c] = w[co, c, i, j]
+            for rho in range(S):
+                for sigma in range(S):
+                    p0 = (co * S * S + rho * S + sigma) * C
+                    for k1 in range(alpha):
+                        for k2 in range(alpha):
+                            dst = U[k1 * alpha + k2, p0 : p0 + C]
+                            dst[:] = 0
+                            for q1 in range(r):
                                 for q2 in range(r):
-                                    acc += e[k1, q2] * G[k2, q2]
-                                U[k1 * alpha + k2, p] = acc
+                                    g = G[k1, q1] * G[k2, q2]
+                                    if g != 0:
+                                        src = taps[(S * q1 + rho) * K + S * q2 + sigma]
+                                        for c in range(C):
+                                            dst[c] += g * src[c]
 
     @numba.njit(**_JIT)
     def filter_adjoint(dU, dw):  # noqa: N803  dw' = Gᵀ·dU·G
         CO, C = dw.shape[0], dw.shape[1]
-        CP = S * S * C
         for co in prange(CO):
-            e = np.empty((r, alpha), dw.dtype)  # Gᵀ applied down the columns of dU's tile
+            taps = np.zeros((K * K, C), dw.dtype)
+            for rho in range(S):
+                for sigma in range(S):
+                    p0 = (co * S * S + rho * S + sigma) * C
+                    for k1 in range(alpha):
+                        for k2 in range(alpha):
+                            src = dU[k1 * alpha + k2, p0 : p0 + C]
+                            for q1 in range(r):
+                                for q2 in range(r):
+                                    g = G[k1, q1] * G[k2, q2]
+                                    if g != 0:
+                                        dst = taps[(S * q1 + rho) * K + S * q2 + sigma]
+                                        for c in range(C):
+                                            dst[c] += g * src[c]
             for c in range(C):
-                for rho in range(S):
-                    for sigma in range(S):
-                        p = co * CP + (rho * S + sigma) * C + c
-                        for q1 in range(r):
-                            for k2 in range(alpha):
-                                acc = dw.dtype.type(0)
-                                for k1 in range(alpha):
-                                    acc += G[k1, q1] * dU[k1 * alpha + k2, p]
-                                e[q1, k2] = acc
-                        for q1 in range(r):
-                            for q2 in range(r):
-                                acc = dw.dtype.type(0)
-                                for k2 in range(alpha):
-                                    acc += e[q1, k2] * G[k2, q2]
-                                dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
+                for i in range(K):
+                    for j in range(K):
+                        dw[co, c, i, j] = taps[i * K + j, c]
 
     return {"filter_transform": filter_transform, "filter_adjoint": filter_adjoint}
 

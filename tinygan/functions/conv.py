@@ -39,6 +39,7 @@ import numpy as np
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
+from tinygan.backend.batched_matmul import batched_matmul
 from tinygan.functions import conv_narrow, im2col_kernels, winograd
 
 Pair = tuple[int, int]
@@ -283,7 +284,7 @@ def _conv_forward(
         geometry = (KH, KW), stride, padding, dilation, out_size
         cols = im2col_array(x, *geometry, batch_first=per_sample)
     if per_sample:
-        y = xp.matmul(w.reshape(OC, -1), cols.reshape(N, Cg * KH * KW, OH * OW))
+        y = _sample_products(xp, w.reshape(OC, -1), cols.reshape(N, Cg * KH * KW, OH * OW))
         return y.reshape(N, OC, OH, OW)
     cols = cols.reshape(groups, Cg * KH * KW, -1)
     w = w.reshape(groups, OC // groups, -1)
@@ -293,6 +294,12 @@ def _conv_forward(
         return xp.ascontiguousarray(y).reshape(N, OC, OH, OW)
     y = xp.matmul(w, cols)
     return xp.ascontiguousarray(y.reshape(OC, N, OH, OW).transpose(1, 0, 2, 3))
+
+
+def _sample_products(xp: Any, a: Any, b: Any) -> Any:
+    """The per-sample products a @ b[n] (or a[n] @ b[n]): on NumPy, one core per product
+    (backend/batched_matmul.py)."""
+    return batched_matmul(a, b) if xp is np else xp.matmul(a, b)
 
 
 def _per_sample(x: Any, groups: int, rows: int, positions: int) -> bool:
@@ -366,7 +373,8 @@ def _conv_transpose_forward(
     N, C, H, W = x.shape
     _, OCg, KH, KW = w.shape
     if _per_sample(x, groups, OCg * KH * KW, H * W):
-        cols = xp.matmul(w.reshape(C, -1).T, xp.ascontiguousarray(x).reshape(N, C, H * W))
+        x = xp.ascontiguousarray(x).reshape(N, C, H * W)
+        cols = _sample_products(xp, w.reshape(C, -1).T, x)
         cols = cols.reshape(N, OCg, KH, KW, H, W)
         return col2im_array(cols, out_size, stride, padding, dilation)
     width = _col_width(W, KW, stride[1], dilation[1])
@@ -495,7 +503,7 @@ def _conv_weight_grad(
         cols = im2col_array(x, *geometry, batch_first=per_sample)
     if per_sample:
         cols = cols.reshape(N, -1, positions).transpose(0, 2, 1)
-        grad = xp.matmul(xp.ascontiguousarray(gy).reshape(N, OC, positions), cols)
+        grad = _sample_products(xp, xp.ascontiguousarray(gy).reshape(N, OC, positions), cols)
         return grad.sum(axis=0).reshape(OC, C, *kernel)
     cols = cols.reshape(groups, -1, cols.shape[3] * cols.shape[4] * cols.shape[5])
     gy = _batch_last(gy).reshape(groups, OC // groups, -1)

@@ -1,0 +1,100 @@
+"""A batch of small matrix products spread over the cores, one BLAS thread per product.
+
+``np.matmul`` on a stack of matrices calls OpenBLAS once per matrix, and OpenBLAS splits each
+call over all its threads. For the small products of a per-sample convolution (DCGAN's D1:
+64 products of 64×48 @ 48×1024, 6 MFLOP each) every call then pays the threads' hand-off
+and their synchronisation, and the two-thread batch ran no faster than one thread alone
+would run half of it. Here the batch is cut into one slice per thread instead, each slice
+multiplied on its own thread with OpenBLAS set to one thread, so every product runs whole on
+one core (D1's batch: 3.1 -> 2.2 ms on the 2-core VM; benchmarks/NOTES.md, item 30).
+
+OpenBLAS's thread count is process-wide: while a batch runs this way, a BLAS call from
+another thread of the process runs single-threaded too (its result is unchanged). The count
+is restored afterwards, and one batch at a time takes this path (a second, concurrent one
+runs as plain ``np.matmul``). Where NumPy's BLAS is not an OpenBLAS that threadpoolctl can
+reach, everything runs as plain ``np.matmul``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+# A product this large (multiply-adds) keeps OpenBLAS's own threads busy: no splitting.
+MAX_PRODUCT_MACS = 16 * 2**20
+ENABLED = True  # tests compare against np.matmul with this off
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_openblas: Any = None  # threadpoolctl's controller of NumPy's OpenBLAS; False where none
+
+
+def _numpy_openblas() -> Any:
+    """threadpoolctl's controller of the OpenBLAS bundled with NumPy (numpy.libs), or False."""
+    global _openblas
+    if _openblas is None:
+        _openblas = False
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - an install requirement
+            return _openblas
+        for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+            if os.path.basename(os.path.dirname(lib.filepath)) == "numpy.libs":
+                _openblas = lib
+                break
+    return _openblas
+
+
+def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
+    """out = a @ b in ``parts`` slices of the batch, all but the first on the pool."""
+    global _pool, _pool_size
+    if _pool_size < parts - 1:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="tinygan-matmul")
+        _pool_size = parts - 1
+    N = out.shape[0]
+    bounds = [N * i // parts for i in range(parts + 1)]
+
+    def part(i: int) -> None:
+        lo, hi = bounds[i], bounds[i + 1]
+        np.matmul(a[lo:hi] if a.ndim == 3 else a, b[lo:hi] if b.ndim == 3 else b, out=out[lo:hi])
+
+    futures = [_pool.submit(part, i) for i in range(1, parts)]
+    part(0)
+    for future in futures:
+        future.result()
+
+
+def batched_matmul(a: Any, b: Any) -> Any:
+    """``np.matmul(a, b)`` for a batch of products: a (N, M, K) or (M, K), b (N, K, P) or
+    (K, P), at least one of them batched; each product on one core where that is faster
+    (small products, NumPy arrays, OpenBLAS with several threads), else np.matmul itself."""
+    if not (type(a) is np.ndarray and type(b) is np.ndarray) or max(a.ndim, b.ndim) != 3:
+        return np.matmul(a, b)
+    N = a.shape[0] if a.ndim == 3 else b.shape[0]
+    M, K = a.shape[-2:]
+    P = b.shape[-1]
+    if not ENABLED or M * K * P > MAX_PRODUCT_MACS or N < 2:
+        return np.matmul(a, b)
+    openblas = _numpy_openblas()
+    if not openblas or not _lock.acquire(blocking=False):
+        return np.matmul(a, b)
+    try:
+        threads = openblas.get_num_threads()
+        if threads < 2:
+            return np.matmul(a, b)
+        out = np.empty((N, M, P), dtype=np.result_type(a, b))
+        openblas.set_num_threads(1)
+        try:
+            _split(a, b, out, min(threads, N))
+        finally:
+            openblas.set_num_threads(threads)
+        return out
+    finally:
+        _lock.release()

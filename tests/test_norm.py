@@ -303,3 +303,53 @@ def test_fused_cpu_path_matches_the_array_path(monkeypatch, kind, affine, shape,
     tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     for fused, arrays in zip(run(True), run(False)):
         np.testing.assert_allclose(fused, arrays, **tol)
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 7, 13])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_kernels_in_channel_blocks(monkeypatch, block, dtype):
+    """norm_kernels' batch-norm loops walk blocks of channels sample by sample; every block
+    size (dividing C or not, one channel, all of them) gives the NumPy formulas' results:
+    statistics, output, and the gradients of x, w and b."""
+    from tinygan.functions import norm_kernels
+
+    monkeypatch.setattr(norm_kernels, "_channel_block", lambda C, L: block)
+    rng = np.random.default_rng(block)
+    N, C = 5, 13
+    x = (2 + 3 * rng.standard_normal((N, C, 3, 4))).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    y, mean, var, invstd = norm_kernels.forward(x, w, b, 1e-5, per_sample=False)
+    axes = (0, 2, 3)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    mu, sigma2 = x64.mean(axis=axes), x64.var(axis=axes)
+    xhat = (x64 - mu[:, None, None]) / np.sqrt(sigma2[:, None, None] + 1e-5)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mean, mu, **tol)
+    np.testing.assert_allclose(var, sigma2, **tol)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(sigma2 + 1e-5), **tol)
+    np.testing.assert_allclose(y, xhat * w[:, None, None] + b[:, None, None], **tol)
+    dx, dw, db = norm_kernels.backward(g, x, w, mean, invstd, per_sample=False)
+    n = N * 12
+    expected_dx = (w / np.sqrt(sigma2 + 1e-5))[:, None, None] * (
+        g64
+        - g64.sum(axis=axes)[:, None, None] / n
+        - xhat * (g64 * xhat).sum(axis=axes)[:, None, None] / n
+    )
+    np.testing.assert_allclose(dx, expected_dx, **tol)
+    np.testing.assert_allclose(dw, (g64 * xhat).sum(axis=axes), **tol)
+    np.testing.assert_allclose(db, g64.sum(axis=axes), **tol)
+
+
+def test_channel_block_sizes():
+    """Runs of at least BLOCK_RUN values per sample, cut for balance, never 0 or above C."""
+    import numba
+
+    from tinygan.functions.norm_kernels import BLOCK_RUN, BLOCKS_PER_THREAD, _channel_block
+
+    threads = numba.get_num_threads()
+    assert _channel_block(1, 4) == 1
+    assert _channel_block(64, BLOCK_RUN) == 1  # a run per channel is long enough
+    wide = 1024 * BLOCKS_PER_THREAD * threads
+    assert _channel_block(wide, 16) == -(-BLOCK_RUN // 16)  # many channels: runs decide
+    assert _channel_block(2 * BLOCKS_PER_THREAD * threads, 16) == 2  # few: balance decides

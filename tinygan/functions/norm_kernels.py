@@ -2,11 +2,19 @@
 
 norm.py's NumPy form makes about eight full passes over x for a forward and backward (mean,
 centring, square, mean, scale, shift; x̂, g·x̂, two sums, three updates). Here each is a
-loop over one channel (batch norm) or one (sample, channel) row (instance norm) in
+loop over a block of channels (batch norm) or one (sample, channel) row (instance norm) in
 parallel: the statistics in two reads of x (the two-pass variance, accumulated in float64),
 y in one read and one write; the backward's two sums Σg and Σg·x̂ in one read of (g, x) and
 dx = a·(g − Σg/n − x̂·Σg·x̂/n), a = w/σ, in one more. Same results as the NumPy form to
 rounding; the CUDA kernels in kernels/ follow the same plan on the GPU.
+
+Batch norm's groups are channels, and one channel's values lie in N runs of L (one per
+sample), far apart; for a small map (L = 16 for DCGAN's 4×4 layers) a loop over one channel
+reads one cache line per run and waits on every one (4-13 GB/s here). Its loops therefore
+take a block of neighbouring channels at a time and walk it sample by sample, so that each
+sample's part of the block is one contiguous run of ``BLOCK_RUN`` values or more, and the
+block's later passes find it in L2 (``_channel_block``). Instance norm's groups, one sample's
+channel, are contiguous already.
 
 x, g, y, dx are (N, C, L) views of (N, C, ...) arrays; w and b are per channel.
 """
@@ -24,76 +32,143 @@ from tinygan.functions.winograd_kernels import one_at_a_time  # (also starts the
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
 
 
-@numba.njit(cache=True)
-def _group(k, C, per_sample):  # noqa: ANN001, ANN202
-    """Group k's (sample, channel): (k // C, k % C) per sample, (−1, k) per channel."""
-    k = np.int64(k)
-    if per_sample:
-        return k // C, k % C
-    return np.int64(-1), k
-
-
-@numba.njit(fastmath=True, cache=True)
-def _mean_var(x, n, c):  # noqa: ANN001, ANN202
-    """Mean and biased variance of x[n, c, :], or of x[:, c, :] when n < 0 (two passes)."""
-    rows = range(x.shape[0]) if n < 0 else range(n, n + 1)
-    count = len(rows) * x.shape[2]
-    total = 0.0
-    for i in rows:
-        for j in range(x.shape[2]):
-            total += x[i, c, j]
-    mean = total / count
-    squares = 0.0
-    for i in rows:
-        for j in range(x.shape[2]):
-            d = x[i, c, j] - mean
-            squares += d * d
-    return mean, squares / count
-
-
 @numba.njit(**_JIT)
-def _normalize(x, w, b, eps, per_sample, y, mean, var, invstd):  # noqa: ANN001, ANN202
-    """y = (x − μ)·invstd·w + b, with μ, σ², invstd per channel or per (sample, channel)."""
+def _normalize_rows(x, w, b, eps, y, mean, var, invstd):  # noqa: ANN001, ANN202
+    """Instance norm's y = (x − μ)·invstd·w + b per (sample, channel) row k = n·C + c: the
+    mean and variance in two reads of the row (the variance of the centred values,
+    accumulated in float64), y in one more."""
     N, C, L = x.shape
-    groups = N * C if per_sample else C
-    for k in prange(groups):
-        n, c = _group(k, C, per_sample)
-        mu, v = _mean_var(x, n, c)
+    for k in prange(N * C):
+        row, out = x[k // C, k % C], y[k // C, k % C]
+        total = 0.0
+        for j in range(L):
+            total += row[j]
+        mu = total / L
+        squares = 0.0
+        for j in range(L):
+            d = row[j] - mu
+            squares += d * d
+        v = squares / L
         inv = 1.0 / np.sqrt(v + eps)
         mean[k], var[k], invstd[k] = mu, v, inv
-        scale = inv * w[c]
-        shift = b[c] - mu * scale
-        for i in range(N) if n < 0 else range(n, n + 1):
-            for j in range(L):
-                y[i, c, j] = x[i, c, j] * scale + shift
+        scale = inv * w[k % C]
+        shift = b[k % C] - mu * scale
+        for j in range(L):
+            out[j] = row[j] * scale + shift
 
 
 @numba.njit(**_JIT)
-def _gradients(g, x, w, per_sample, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202
-    """dx = a·(g − Σg/n − x̂·Σ(g·x̂)/n), a = invstd·w; also Σg and Σg·x̂ per group."""
+def _gradients_rows(g, x, w, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202
+    """Instance norm's dx = a·(g − Σg/L − x̂·Σ(g·x̂)/L), a = invstd·w, per row k = n·C + c;
+    also Σg and Σg·x̂ per row."""
     N, C, L = x.shape
-    groups = N * C if per_sample else C
-    for k in prange(groups):
-        n, c = _group(k, C, per_sample)
-        rows = range(N) if n < 0 else range(n, n + 1)
+    for k in prange(N * C):
+        grow, xrow, out = g[k // C, k % C], x[k // C, k % C], dx[k // C, k % C]
         mu, inv = mean[k], invstd[k]
         s, sx = 0.0, 0.0
-        for i in rows:
-            for j in range(L):
-                s += g[i, c, j]
-                sx += g[i, c, j] * (x[i, c, j] - mu)
+        for j in range(L):
+            s += grow[j]
+            sx += grow[j] * (xrow[j] - mu)
         sx *= inv
         sum_g[k], sum_gxhat[k] = s, sx
-        count = len(rows) * L
-        a = inv * w[c]
-        k2 = a * inv * sx / count  # the coefficient of (x − μ)
-        k0 = a * s / count - k2 * mu
-        for i in rows:
-            for j in range(L):
-                dx[i, c, j] = a * g[i, c, j] - k2 * x[i, c, j] - k0
+        a = inv * w[k % C]
+        k2 = a * inv * sx / L  # the coefficient of (x − μ)
+        k0 = a * s / L - k2 * mu
+        for j in range(L):
+            out[j] = a * grow[j] - k2 * xrow[j] - k0
 
 
-_launch_normalize, _launch_gradients = one_at_a_time(_normalize), one_at_a_time(_gradients)
+@numba.njit(**_JIT)
+def _normalize_channels(x, w, b, eps, block, y, mean, var, invstd):  # noqa: ANN001, ANN202
+    """Batch norm's y = (x − μ)·invstd·w + b per channel, ``block`` channels at a time, each
+    pass over the block sample by sample (the module docstring)."""
+    N, C, L = x.shape
+    count = N * L
+    for first in prange(-(-C // block)):
+        c0 = first * block
+        c1 = min(C, c0 + block)
+        total = np.zeros(c1 - c0)  # float64 sums
+        for i in range(N):
+            for c in range(c0, c1):
+                row = x[i, c]
+                acc = 0.0
+                for j in range(L):
+                    acc += row[j]
+                total[c - c0] += acc
+        squares = np.zeros(c1 - c0)
+        for i in range(N):
+            for c in range(c0, c1):
+                row, mu = x[i, c], total[c - c0] / count
+                acc = 0.0
+                for j in range(L):
+                    d = row[j] - mu
+                    acc += d * d
+                squares[c - c0] += acc
+        scale, shift = np.empty(c1 - c0), np.empty(c1 - c0)
+        for c in range(c0, c1):
+            mu, v = total[c - c0] / count, squares[c - c0] / count
+            inv = 1.0 / np.sqrt(v + eps)
+            mean[c], var[c], invstd[c] = mu, v, inv
+            scale[c - c0] = inv * w[c]
+            shift[c - c0] = b[c] - mu * scale[c - c0]
+        for i in range(N):
+            for c in range(c0, c1):
+                row, out, a, z = x[i, c], y[i, c], scale[c - c0], shift[c - c0]
+                for j in range(L):
+                    out[j] = row[j] * a + z
+
+
+@numba.njit(**_JIT)
+def _gradients_channels(g, x, w, block, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202
+    """Batch norm's dx = a·(g − Σg/n − x̂·Σ(g·x̂)/n), a = invstd·w, with Σg and Σg·x̂ per
+    channel, ``block`` channels at a time, sample by sample."""
+    N, C, L = x.shape
+    count = N * L
+    for first in prange(-(-C // block)):
+        c0 = first * block
+        c1 = min(C, c0 + block)
+        for c in range(c0, c1):
+            sum_g[c], sum_gxhat[c] = 0.0, 0.0
+        for i in range(N):
+            for c in range(c0, c1):
+                grow, xrow, mu = g[i, c], x[i, c], mean[c]
+                s, sx = 0.0, 0.0
+                for j in range(L):
+                    s += grow[j]
+                    sx += grow[j] * (xrow[j] - mu)
+                sum_g[c] += s
+                sum_gxhat[c] += sx
+        for c in range(c0, c1):
+            sum_gxhat[c] *= invstd[c]
+        for i in range(N):
+            for c in range(c0, c1):
+                inv = invstd[c]
+                a = inv * w[c]
+                k2 = a * inv * sum_gxhat[c] / count  # the coefficient of (x − μ)
+                k0 = a * sum_g[c] / count - k2 * mean[c]
+                grow, xrow, out = g[i, c], x[i, c], dx[i, c]
+                for j in range(L):
+                    out[j] = a * grow[j] - k2 * xrow[j] - k0
+
+
+_launch_normalize_rows, _launch_gradients_rows = map(
+    one_at_a_time, (_normalize_rows, _gradients_rows)
+)
+_launch_normalize_channels = one_at_a_time(_normalize_channels)
+_launch_gradients_channels = one_at_a_time(_gradients_channels)
+
+# A channel block's run per sample (values): 2048 float32 are 8 KiB, and the block of a
+# batch of 64 then holds 512 KiB of x (1 MiB of g and x in the backward), in a core's L2.
+BLOCK_RUN = 2048
+BLOCKS_PER_THREAD = 4  # as many blocks at least, where the channels allow, for balance
+
+
+def _channel_block(C: int, L: int) -> int:
+    """Channels per block of the batch-norm loops: runs of BLOCK_RUN values, cut smaller
+    where that leaves fewer than BLOCKS_PER_THREAD blocks per thread."""
+    runs = max(1, -(-BLOCK_RUN // max(L, 1)))
+    balanced = max(1, C // (BLOCKS_PER_THREAD * numba.get_num_threads()))
+    return max(1, min(C, runs, balanced))
 
 
 def usable(x: Any) -> bool:
@@ -116,7 +191,12 @@ def forward(x: Any, w: Any, b: Any, eps: float, per_sample: bool) -> tuple:
     y = np.empty_like(x)
     mean, var, invstd = (np.empty(groups, x.dtype) for _ in range(3))
     w, b = _per_channel(w, C, 1.0, x.dtype), _per_channel(b, C, 0.0, x.dtype)
-    _launch_normalize(_flat(x), w, b, eps, per_sample, y.reshape(N, C, -1), mean, var, invstd)
+    x3, y3 = _flat(x), y.reshape(N, C, -1)
+    if per_sample:
+        _launch_normalize_rows(x3, w, b, eps, y3, mean, var, invstd)
+    else:
+        block = _channel_block(C, x3.shape[2])
+        _launch_normalize_channels(x3, w, b, eps, block, y3, mean, var, invstd)
     return y, mean, var, invstd
 
 
@@ -127,9 +207,12 @@ def backward(g: Any, x: Any, w: Any, mean: Any, invstd: Any, per_sample: bool) -
     sum_g, sum_gxhat = np.empty(mean.shape, np.float64), np.empty(mean.shape, np.float64)
     w = _per_channel(w, C, 1.0, x.dtype)
     g = _flat(g.astype(x.dtype, copy=False))
-    _launch_gradients(
-        g, _flat(x), w, per_sample, mean, invstd, dx.reshape(N, C, -1), sum_g, sum_gxhat
-    )
+    x3, dx3 = _flat(x), dx.reshape(N, C, -1)
+    if per_sample:
+        _launch_gradients_rows(g, x3, w, mean, invstd, dx3, sum_g, sum_gxhat)
+    else:
+        block = _channel_block(C, x3.shape[2])
+        _launch_gradients_channels(g, x3, w, block, mean, invstd, dx3, sum_g, sum_gxhat)
     if per_sample:
         sum_g, sum_gxhat = sum_g.reshape(N, C).sum(0), sum_gxhat.reshape(N, C).sum(0)
     return dx, sum_gxhat.astype(x.dtype), sum_g.astype(x.dtype)

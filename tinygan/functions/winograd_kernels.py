@@ -288,10 +288,12 @@ def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
 def _filters(G: np.ndarray, S: int) -> dict:  # noqa: N803
     """The filter transform U = G·w'·Gᵀ per phase kernel, and its adjoint dw' = Gᵀ·dU·G.
 
-    One output channel's weights, (C, K, K), are moved to taps-major (K·K, C) first, so
-    that both loops run over the input channels, contiguous in U's planes, with unit-stride
-    loads: U[k1·α + k2, p0 + c] = Σ_q1,q2 G[k1, q1]·G[k2, q2]·w[co, c, S·q1 + ρ, S·q2 + σ]
-    (the per-element form, 9 planes × 4 phases written one value at a time, ran at 12 GB/s).
+    The transform moves one output channel's weights to taps-major (K, K, C) and applies G
+    down, then across, the kernel's rows, each step a loop over the input channels, which
+    are contiguous in U's planes; the per-element form wrote the α²·S² values of one
+    (input channel, phase) one at a time, 16-32 planes apart (DCGAN's 512×256×4×4 layer in
+    the step: 2.33 -> 1.57 ms). The adjoint keeps the per-element form: a taps-major one ran
+    1.2-1.5x slower on every layer tried (its write back to (OC, C, K, K) is a transpose).
     """
     alpha, r = G.shape
     K = S * r  # kernel size: r taps per stride phase
@@ -300,48 +302,54 @@ def _filters(G: np.ndarray, S: int) -> dict:  # noqa: N803
     def filter_transform(w, U):  # noqa: N803  U = G·w'·Gᵀ
         CO, C = w.shape[0], w.shape[1]
         for co in prange(CO):
-            taps = np.empty((K * K, C), w.dtype)  # taps[i·K + j, c] = w[co, c, i, j]
+            taps = np.empty((K, K, C), w.dtype)  # taps[i, j, c] = w[co, c, i, j]
             for c in range(C):
                 for i in range(K):
                     for j in range(K):
-                        taps[i * K + j, c] = w[co, c, i, j]
+                        taps[i, j, c] = w[co, c, i, j]
+            e = np.empty((alpha, K, C), w.dtype)  # G down the kernel rows of one phase
             for rho in range(S):
+                for k1 in range(alpha):
+                    for j in range(K):
+                        dst = e[k1, j]
+                        for c in range(C):
+                            acc = w.dtype.type(0)
+                            for q1 in range(r):
+                                acc += G[k1, q1] * taps[S * q1 + rho, j, c]
+                            dst[c] = acc
                 for sigma in range(S):
                     p0 = (co * S * S + rho * S + sigma) * C
                     for k1 in range(alpha):
                         for k2 in range(alpha):
                             dst = U[k1 * alpha + k2, p0 : p0 + C]
-                            dst[:] = 0
-                            for q1 in range(r):
+                            for c in range(C):
+                                acc = w.dtype.type(0)
                                 for q2 in range(r):
-                                    g = G[k1, q1] * G[k2, q2]
-                                    if g != 0:
-                                        src = taps[(S * q1 + rho) * K + S * q2 + sigma]
-                                        for c in range(C):
-                                            dst[c] += g * src[c]
+                                    acc += G[k2, q2] * e[k1, S * q2 + sigma, c]
+                                dst[c] = acc
 
     @numba.njit(**_JIT)
     def filter_adjoint(dU, dw):  # noqa: N803  dw' = Gᵀ·dU·G
         CO, C = dw.shape[0], dw.shape[1]
+        CP = S * S * C
         for co in prange(CO):
-            taps = np.zeros((K * K, C), dw.dtype)
-            for rho in range(S):
-                for sigma in range(S):
-                    p0 = (co * S * S + rho * S + sigma) * C
-                    for k1 in range(alpha):
-                        for k2 in range(alpha):
-                            src = dU[k1 * alpha + k2, p0 : p0 + C]
-                            for q1 in range(r):
-                                for q2 in range(r):
-                                    g = G[k1, q1] * G[k2, q2]
-                                    if g != 0:
-                                        dst = taps[(S * q1 + rho) * K + S * q2 + sigma]
-                                        for c in range(C):
-                                            dst[c] += g * src[c]
+            e = np.empty((r, alpha), dw.dtype)  # Gᵀ applied down the columns of dU's tile
             for c in range(C):
-                for i in range(K):
-                    for j in range(K):
-                        dw[co, c, i, j] = taps[i * K + j, c]
+                for rho in range(S):
+                    for sigma in range(S):
+                        p = co * CP + (rho * S + sigma) * C + c
+                        for q1 in range(r):
+                            for k2 in range(alpha):
+                                acc = dw.dtype.type(0)
+                                for k1 in range(alpha):
+                                    acc += G[k1, q1] * dU[k1 * alpha + k2, p]
+                                e[q1, k2] = acc
+                        for q1 in range(r):
+                            for q2 in range(r):
+                                acc = dw.dtype.type(0)
+                                for k2 in range(alpha):
+                                    acc += e[q1, k2] * G[k2, q2]
+                                dw[co, c, S * q1 + rho, S * q2 + sigma] = acc
 
     return {"filter_transform": filter_transform, "filter_adjoint": filter_adjoint}
 

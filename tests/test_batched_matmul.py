@@ -107,3 +107,22 @@ def test_non_numpy_operands_and_2d_go_to_matmul():
     a = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(bm.batched_matmul(a, a.T), a @ a.T)  # no batch
     assert bm.batched_matmul([[1.0, 2.0]], [[3.0], [4.0]]).tolist() == [[11.0]]
+
+
+@needs_openblas
+def test_a_forked_child_gets_a_pool_of_its_own():
+    """The parent's pool threads are not in a forked child; the child must still finish."""
+    import multiprocessing
+
+    a, b = _operands((16, 8), (6, 8, 32), np.float32)
+    with threadpool_limits(2, user_api="blas"):
+        bm.batched_matmul(a, b)  # the parent's pool now exists
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            got = pool.apply_async(_product_in_child, (a, b)).get(timeout=60)
+    np.testing.assert_array_equal(got, a @ b)
+
+
+def _product_in_child(a, b):
+    with threadpool_limits(2, user_api="blas"):
+        return bm.batched_matmul(a, b)

@@ -34,6 +34,16 @@ _pool_size = 0
 _openblas: Any = None  # threadpoolctl's controller of NumPy's OpenBLAS; False where none
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there, and a pool that
+    believes it has them would never run what is submitted to it."""
+    global _lock, _pool, _pool_size
+    _lock, _pool, _pool_size = threading.Lock(), None, 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _numpy_openblas() -> Any:
     """threadpoolctl's controller of the OpenBLAS bundled with NumPy (numpy.libs), or False."""
     global _openblas

@@ -9,8 +9,9 @@ for a kernel covering the whole map (conv._covers), the Numba-fused norms (norm_
 and activations (activation_kernels.py), the im2col products' layout rule
 (conv._transposed_is_faster; "off" transposes every product with fewer rows than columns),
 their per-sample form (conv._per_sample; "off" runs every product over the whole batch), the
-compiled im2col/col2im (im2col_kernels.py; "off": NumPy's strided copy and adds) and Adam's
-one-pass update (optim/adam_kernels.py; "off": adam.py's array passes). This is where
+compiled im2col/col2im (im2col_kernels.py; "off": NumPy's strided copy and adds), Adam's
+one-pass update (optim/adam_kernels.py; "off": adam.py's array passes) and the per-sample
+products one core each (backend/batched_matmul.py; "off": one np.matmul). This is where
 benchmarks/NOTES.md's per-path figures come from; a rewrite that cannot be switched off is
 measured between two checkouts by ``benchmarks.ab``.
 """
@@ -34,6 +35,7 @@ from benchmarks.harness import (
 
 @contextlib.contextmanager
 def _switched_off(path: str) -> Iterator[None]:
+    from tinygan.backend import batched_matmul
     from tinygan.functions import (
         activation_kernels,
         conv,
@@ -57,6 +59,8 @@ def _switched_off(path: str) -> Iterator[None]:
         # off: im2col/col2im as NumPy's strided copy and strided adds, as before
         "compiled im2col": (im2col_kernels, "usable", lambda a: False),
         "fused adam": (adam_kernels, "usable", lambda *arrays: False),
+        # off: the per-sample products as one np.matmul, OpenBLAS's threads on each product
+        "one core per product": (batched_matmul, "ENABLED", False),
     }[path]
     saved = getattr(module, name)
     setattr(module, name, off)
@@ -163,6 +167,8 @@ CASES = {
     "DCGAN G5 convT 64->3 32->64 fwd+bwd": ("per sample", _dcgan_g5),
     "DCGAN D1 conv 3->64 64->32 fwd+bwd (im2col)": ("compiled im2col", _dcgan_d1),
     "DCGAN G5 convT 64->3 32->64 fwd+bwd (col2im)": ("compiled im2col", _dcgan_g5),
+    "DCGAN D1 conv 3->64 64->32 fwd+bwd (products)": ("one core per product", _dcgan_d1),
+    "DCGAN G5 convT 64->3 32->64 fwd+bwd (products)": ("one core per product", _dcgan_g5),
     "Adam step, DCGAN G and D parameters": (
         "fused adam",
         lambda: _adam_step(_dcgan_parameter_shapes()),
@@ -177,6 +183,7 @@ CASES = {
     ),
     "BN (64,64,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 64, 32, 32))),
     "BN (64,128,16,16) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 128, 16, 16))),
+    "BN (64,512,4,4) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 512, 4, 4))),
     "IN (1,64,128,128) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 64, 128, 128))),
     "IN (1,256,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 256, 32, 32))),
     "leaky_relu (64,64,32,32) fwd+bwd": (

@@ -4,6 +4,7 @@ context and restores it after (a renamed switch would otherwise time the same pa
 from __future__ import annotations
 
 from benchmarks.paths import CASES, _switched_off
+from tinygan.backend import batched_matmul
 from tinygan.functions import (
     activation_kernels,
     conv,
@@ -24,6 +25,7 @@ SWITCHES = {
     "per sample": (conv, "_PER_SAMPLE_MAX_ROWS"),
     "compiled im2col": (im2col_kernels, "usable"),
     "fused adam": (adam_kernels, "usable"),
+    "one core per product": (batched_matmul, "ENABLED"),
 }
 
 

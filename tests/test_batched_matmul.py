@@ -103,6 +103,18 @@ def test_concurrent_callers_get_their_own_results():
         np.testing.assert_array_equal(got, a @ b)
 
 
+@needs_openblas
+def test_a_broadcast_batch_goes_to_matmul(split_calls):
+    a, b = _operands((1, 4, 5), (6, 5, 3), np.float32)
+    with threadpool_limits(2, user_api="blas"):
+        np.testing.assert_array_equal(
+            bm.batched_matmul(b.swapaxes(1, 2), a.swapaxes(1, 2)),
+            np.matmul(b.swapaxes(1, 2), a.swapaxes(1, 2)),
+        )
+        np.testing.assert_array_equal(bm.batched_matmul(a, b), np.matmul(a, b))
+    assert split_calls == []
+
+
 def test_non_numpy_operands_and_2d_go_to_matmul():
     a = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(bm.batched_matmul(a, a.T), a @ a.T)  # no batch

@@ -3,10 +3,10 @@
 ``np.matmul`` on a stack of matrices calls OpenBLAS once per matrix, and OpenBLAS splits each
 call over all its threads. For the small products of a per-sample convolution (DCGAN's D1:
 64 products of 64×48 @ 48×1024, 6 MFLOP each) every call then pays the threads' hand-off
-and their synchronisation, and the two-thread batch ran no faster than one thread alone
-would run half of it. Here the batch is cut into one slice per thread instead, each slice
-multiplied on its own thread with OpenBLAS set to one thread, so every product runs whole on
-one core (D1's batch: 3.1 -> 2.2 ms on the 2-core VM; benchmarks/NOTES.md, item 30).
+and their synchronisation: the batch took 3.1 ms on two threads against 4.1 on one. Here
+the batch is cut into one slice per thread instead, each slice multiplied on its own thread
+with OpenBLAS set to one thread, so every product runs whole on one core: 2.2 ms (the 2-core
+VM of benchmarks/NOTES.md, item 30).
 
 OpenBLAS's thread count is process-wide: while a batch runs this way, a BLAS call from
 another thread of the process runs single-threaded too (its result is unchanged). The count
@@ -88,6 +88,8 @@ def batched_matmul(a: Any, b: Any) -> Any:
     if not (type(a) is np.ndarray and type(b) is np.ndarray) or max(a.ndim, b.ndim) != 3:
         return np.matmul(a, b)
     N = a.shape[0] if a.ndim == 3 else b.shape[0]
+    if a.ndim == b.ndim == 3 and a.shape[0] != b.shape[0]:  # a broadcast batch
+        return np.matmul(a, b)
     M, K = a.shape[-2:]
     P = b.shape[-1]
     if not ENABLED or M * K * P > MAX_PRODUCT_MACS or N < 2:

@@ -210,9 +210,8 @@ def backward(g: Any, x: Any, w: Any, mean: Any, invstd: Any, per_sample: bool) -
     x3, dx3 = _flat(x), dx.reshape(N, C, -1)
     if per_sample:
         _launch_gradients_rows(g, x3, w, mean, invstd, dx3, sum_g, sum_gxhat)
+        sum_g, sum_gxhat = sum_g.reshape(N, C).sum(0), sum_gxhat.reshape(N, C).sum(0)
     else:
         block = _channel_block(C, x3.shape[2])
         _launch_gradients_channels(g, x3, w, block, mean, invstd, dx3, sum_g, sum_gxhat)
-    if per_sample:
-        sum_g, sum_gxhat = sum_g.reshape(N, C).sum(0), sum_gxhat.reshape(N, C).sum(0)
     return dx, sum_gxhat.astype(x.dtype), sum_g.astype(x.dtype)

@@ -10,7 +10,7 @@ rounding; the CUDA kernels in kernels/ follow the same plan on the GPU.
 
 Batch norm's groups are channels, and one channel's values lie in N runs of L (one per
 sample), far apart; for a small map (L = 16 for DCGAN's 4×4 layers) a loop over one channel
-reads one cache line per run and waits on every one (4-13 GB/s here). Its loops therefore
+reads one cache line per run and waits on every one (4-16 GB/s here). Its loops therefore
 take a block of neighbouring channels at a time and walk it sample by sample, so that each
 sample's part of the block is one contiguous run of ``BLOCK_RUN`` values or more, and the
 block's later passes find it in L2 (``_channel_block``). Instance norm's groups, one sample's
@@ -84,8 +84,8 @@ def _normalize_channels(x, w, b, eps, block, y, mean, var, invstd):  # noqa: ANN
     pass over the block sample by sample (the module docstring)."""
     N, C, L = x.shape
     count = N * L
-    for first in prange(-(-C // block)):
-        c0 = first * block
+    for index in prange(-(-C // block)):
+        c0 = index * block
         c1 = min(C, c0 + block)
         total = np.zeros(c1 - c0)  # float64 sums
         for i in range(N):
@@ -124,8 +124,8 @@ def _gradients_channels(g, x, w, block, mean, invstd, dx, sum_g, sum_gxhat):  # 
     channel, ``block`` channels at a time, sample by sample."""
     N, C, L = x.shape
     count = N * L
-    for first in prange(-(-C // block)):
-        c0 = first * block
+    for index in prange(-(-C // block)):
+        c0 = index * block
         c1 = min(C, c0 + block)
         for c in range(c0, c1):
             sum_g[c], sum_gxhat[c] = 0.0, 0.0

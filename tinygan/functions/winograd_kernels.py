@@ -292,7 +292,7 @@ def _filters(G: np.ndarray, S: int) -> dict:  # noqa: N803
     down, then across, the kernel's rows, each step a loop over the input channels, which
     are contiguous in U's planes; the per-element form wrote the α²·S² values of one
     (input channel, phase) one at a time, 16-32 planes apart (DCGAN's 512×256×4×4 layer in
-    the step: 2.33 -> 1.57 ms). The adjoint keeps the per-element form: a taps-major one ran
+    the step: 2.33 -> 1.6 ms). The adjoint keeps the per-element form: a taps-major one ran
     1.2-1.5x slower on every layer tried (its write back to (OC, C, K, K) is a transpose).
     """
     alpha, r = G.shape

@@ -41,7 +41,8 @@ def _forget_pool() -> None:
     _lock, _pool, _pool_size = threading.Lock(), None, 0
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _numpy_openblas() -> Any:

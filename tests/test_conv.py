@@ -524,3 +524,38 @@ def test_the_product_layout_follows_the_measurements():
     assert not _transposed_is_faster(256, 1024, 1152)  # 3x3 stride-2 128->256 forward
     assert not _transposed_is_faster(64, 65536, 48)  # DCGAN D1 forward
     assert not _transposed_is_faster(1024, 512, 8192)  # more rows than columns: never
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_per_sample_products_on_two_cores_equal_one_thread(monkeypatch, transpose):
+    """DCGAN's D1 and G5 shapes (batch cut to 6): with two BLAS threads the per-sample
+    products run one per core (backend/batched_matmul.py); output and both gradients equal,
+    bit for bit, those of a one-thread run, and the split path is the one taken."""
+    from threadpoolctl import threadpool_limits
+
+    from tinygan.backend import batched_matmul
+
+    if not batched_matmul._numpy_openblas():
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 64, 32, 32) if transpose else (6, 3, 64, 64)).astype(np.float32)
+    w = (0.05 * rng.standard_normal((64, 3, 4, 4))).astype(np.float32)
+    g = rng.standard_normal((6, 3, 64, 64) if transpose else (6, 64, 32, 32)).astype(np.float32)
+    op = conv_transpose2d if transpose else conv2d
+
+    def run(threads):
+        xt, wt = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+        with threadpool_limits(threads, user_api="blas"):
+            y = op(xt, wt, None, stride=2, padding=1)
+            y.backward(tg.tensor(g))
+        return y.numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+    one = run(1)
+    splits = []
+    real_split = batched_matmul._split
+    monkeypatch.setattr(
+        batched_matmul, "_split", lambda *args: splits.append(args[-1]) or real_split(*args)
+    )
+    for got, expected in zip(run(2), one):
+        np.testing.assert_array_equal(got, expected)
+    assert len(splits) >= 2 and set(splits) == {2}  # the forward and a gradient, in two

@@ -42,9 +42,9 @@ def split_calls(monkeypatch):
 @pytest.mark.parametrize(
     "shape_a, shape_b, transposed",
     [
-        ((64, 48), (7, 48, 100), False),  # one matrix times a batch (a conv's forward)
-        ((5, 33, 48), (48, 20), False),  # a batch times one matrix
-        ((9, 16, 30), (9, 30, 12), True),  # batch times batch, b a transposed view
+        ((64, 48), (8, 48, 100), False),  # one matrix times a batch (a conv's forward)
+        ((6, 33, 48), (48, 20), False),  # a batch times one matrix
+        ((8, 16, 30), (8, 30, 12), True),  # batch times batch, b a transposed view
     ],
 )
 def test_same_results_as_matmul_on_two_threads(shape_a, shape_b, transposed, dtype, split_calls):
@@ -69,6 +69,35 @@ def test_plain_matmul_where_splitting_does_not_pay(split_calls):
         a1, b1 = _operands((1, 8, 8), (1, 8, 8), np.float32)  # a batch of one
         np.testing.assert_array_equal(bm.batched_matmul(a1, b1), a1 @ b1)
     assert split_calls == []
+
+
+@needs_openblas
+@pytest.mark.parametrize("N, split", [(16, True), (17, True), (9, False), (3, False)])
+def test_a_batch_is_cut_only_into_even_or_long_slices(N, split, split_calls):
+    """9 products on 2 threads would leave one thread idle for a product's time; 17 are
+    long enough for the odd one not to matter."""
+    a, b = _operands((N, 6, 5), (N, 5, 4), np.float64)
+    with threadpool_limits(2, user_api="blas"):
+        np.testing.assert_array_equal(bm.batched_matmul(a, b), a @ b)
+    assert split_calls == ([2] if split else [])
+
+
+@needs_openblas
+@pytest.mark.parametrize("N", [16, 9])
+def test_out_receives_the_products(N):
+    """The Winograd planes' buffer: rows of a (count, spacing) array, a strided (N, M, P)
+    view of it."""
+    a, b = _operands((N, 12, 7), (N, 7, 10), np.float32)
+    buffer = np.full((N, 12 * 10 + 16), np.nan, np.float32)
+    out = buffer[:, : 12 * 10].reshape(N, 12, 10)
+    with threadpool_limits(2, user_api="blas"):
+        assert bm.batched_matmul(a, b, out=out) is out
+    np.testing.assert_array_equal(out, a @ b)
+    assert np.isnan(buffer[:, 12 * 10 :]).all()  # nothing written past each matrix
+    with threadpool_limits(2, user_api="blas"):
+        with pytest.raises(ValueError, match="matmul"):  # an out of the wrong shape
+            bm.batched_matmul(a, b, out=np.empty((N, 12, 9), np.float32))
+        assert OPENBLAS.get_num_threads() == 2  # restored
 
 
 @needs_openblas

@@ -526,11 +526,19 @@ def test_the_product_layout_follows_the_measurements():
     assert not _transposed_is_faster(1024, 512, 8192)  # more rows than columns: never
 
 
-@pytest.mark.parametrize("transpose", [False, True])
-def test_per_sample_products_on_two_cores_equal_one_thread(monkeypatch, transpose):
-    """DCGAN's D1 and G5 shapes (batch cut to 6): with two BLAS threads the per-sample
-    products run one per core (backend/batched_matmul.py); output and both gradients equal,
-    bit for bit, those of a one-thread run, and the split path is the one taken."""
+@pytest.mark.parametrize(
+    "transpose, x_shape, w_shape, geometry",
+    [
+        (False, (6, 3, 64, 64), (64, 3, 4, 4), {"stride": 2, "padding": 1}),  # D1, per sample
+        (True, (6, 64, 32, 32), (64, 3, 4, 4), {"stride": 2, "padding": 1}),  # G5, per sample
+        (False, (1, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}),  # 3x3: 16 Winograd planes
+    ],
+)
+def test_products_on_two_cores_equal_one_thread(monkeypatch, transpose, x_shape, w_shape, geometry):
+    """With two BLAS threads the small products (D1's and G5's per-sample ones, a 3×3
+    layer's Winograd planes at batch 1) run one per core (backend/batched_matmul.py);
+    output and both gradients equal, bit for bit, those of a one-thread run, and the split
+    path is the one taken."""
     from threadpoolctl import threadpool_limits
 
     from tinygan.backend import batched_matmul
@@ -538,16 +546,16 @@ def test_per_sample_products_on_two_cores_equal_one_thread(monkeypatch, transpos
     if not batched_matmul._numpy_openblas():
         pytest.skip("NumPy's BLAS is not OpenBLAS")
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((6, 64, 32, 32) if transpose else (6, 3, 64, 64)).astype(np.float32)
-    w = (0.05 * rng.standard_normal((64, 3, 4, 4))).astype(np.float32)
-    g = rng.standard_normal((6, 3, 64, 64) if transpose else (6, 64, 32, 32)).astype(np.float32)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (0.05 * rng.standard_normal(w_shape)).astype(np.float32)
     op = conv_transpose2d if transpose else conv2d
+    g = rng.standard_normal(op(tg.tensor(x), tg.tensor(w), None, **geometry).shape)
 
     def run(threads):
         xt, wt = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
         with threadpool_limits(threads, user_api="blas"):
-            y = op(xt, wt, None, stride=2, padding=1)
-            y.backward(tg.tensor(g))
+            y = op(xt, wt, None, **geometry)
+            y.backward(tg.tensor(g.astype(np.float32)))
         return y.numpy(), xt.grad.numpy(), wt.grad.numpy()
 
     one = run(1)

@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 # A product this large (multiply-adds) keeps OpenBLAS's own threads busy: no splitting.
-MAX_PRODUCT_MACS = 16 * 2**20
+# Measured in the training steps: CycleGAN's 256×256 @ 256×256 Winograd products (16.8 M)
+# ran at 221-224 GFLOP/s split against 183-187 on OpenBLAS's threads; DCGAN's 134 M ones
+# gained nothing from two threads of one thread each (benchmarks/NOTES.md, item 30).
+MAX_PRODUCT_MACS = 32 * 2**20
+# A batch is cut only where the slices come out even or long: 9 products on 2 threads would
+# leave one thread a product's time idle.
+MIN_SLICE_PRODUCTS = 8
 ENABLED = True  # tests compare against np.matmul with this off
 
 _lock = threading.Lock()
@@ -82,30 +88,33 @@ def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
         future.result()
 
 
-def batched_matmul(a: Any, b: Any) -> Any:
-    """``np.matmul(a, b)`` for a batch of products: a (N, M, K) or (M, K), b (N, K, P) or
-    (K, P), at least one of them batched; each product on one core where that is faster
-    (small products, NumPy arrays, OpenBLAS with several threads), else np.matmul itself."""
+def batched_matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """``np.matmul(a, b, out=out)`` for a batch of products: a (N, M, K) or (M, K), b (N, K, P)
+    or (K, P), at least one of them batched; each product on one core where that is faster
+    (small products, NumPy arrays, OpenBLAS with several threads, a batch that divides
+    evenly or is long), else np.matmul itself."""
     if not (type(a) is np.ndarray and type(b) is np.ndarray) or max(a.ndim, b.ndim) != 3:
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     N = a.shape[0] if a.ndim == 3 else b.shape[0]
     if a.ndim == b.ndim == 3 and a.shape[0] != b.shape[0]:  # a broadcast batch
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     M, K = a.shape[-2:]
     P = b.shape[-1]
     if not ENABLED or M * K * P > MAX_PRODUCT_MACS or N < 2:
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     openblas = _numpy_openblas()
     if not openblas or not _lock.acquire(blocking=False):
-        return np.matmul(a, b)
+        return np.matmul(a, b, out=out)
     try:
         threads = openblas.get_num_threads()
-        if threads < 2:
-            return np.matmul(a, b)
-        out = np.empty((N, M, P), dtype=np.result_type(a, b))
+        parts = min(threads, N)
+        if parts < 2 or (N % parts and N < MIN_SLICE_PRODUCTS * parts):
+            return np.matmul(a, b, out=out)
+        if out is None:
+            out = np.empty((N, M, P), dtype=np.result_type(a, b))
         openblas.set_num_threads(1)
         try:
-            _split(a, b, out, min(threads, N))
+            _split(a, b, out, parts)
         finally:
             openblas.set_num_threads(threads)
         return out

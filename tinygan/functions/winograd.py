@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.backend.batched_matmul import batched_matmul
+
 Pair = tuple[int, int]
 
 
@@ -154,9 +156,10 @@ def _planes(count: int, rows: int, cols: int, dtype: Any) -> tuple[np.ndarray, n
 
 
 def _product(A: Any, B: Any) -> np.ndarray:  # noqa: N803
-    """The α² GEMMs A[k] @ B[k], in the buffer of _planes that the kernels take."""
+    """The α² GEMMs A[k] @ B[k], in the buffer of _planes that the kernels take; small ones
+    one core each (backend/batched_matmul.py: CycleGAN's 256-channel layers)."""
     buffer, out = _planes(A.shape[0], A.shape[1], B.shape[2], A.dtype)
-    np.matmul(A, B, out=out)
+    batched_matmul(A, B, out=out)
     return buffer
 
 

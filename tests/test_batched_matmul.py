@@ -25,6 +25,12 @@ def _operands(shape_a, shape_b, dtype, transposed=False):
 
 
 @pytest.fixture
+def any_size(monkeypatch):
+    """Every batch large enough to split, so that small operands exercise the split path."""
+    monkeypatch.setattr(bm, "MIN_BATCH_MACS", 0)
+
+
+@pytest.fixture
 def split_calls(monkeypatch):
     calls = []
     real = bm._split
@@ -45,9 +51,14 @@ def split_calls(monkeypatch):
         ((64, 48), (8, 48, 100), False),  # one matrix times a batch (a conv's forward)
         ((6, 33, 48), (48, 20), False),  # a batch times one matrix
         ((8, 16, 30), (8, 30, 12), True),  # batch times batch, b a transposed view
+        ((9, 33, 30), (9, 30, 12), True),  # an odd batch: the ninth cut into bands of rows
+        ((33, 48), (3, 48, 100), False),  # one matrix times an odd batch
+        ((5, 7, 48), (48, 20), False),  # an odd batch times one matrix
     ],
 )
-def test_same_results_as_matmul_on_two_threads(shape_a, shape_b, transposed, dtype, split_calls):
+def test_same_results_as_matmul_on_two_threads(
+    shape_a, shape_b, transposed, dtype, any_size, split_calls
+):
     a, b = _operands(shape_a, shape_b, dtype, transposed)
     with threadpool_limits(2, user_api="blas"):
         got = bm.batched_matmul(a, b)
@@ -58,13 +69,44 @@ def test_same_results_as_matmul_on_two_threads(shape_a, shape_b, transposed, dty
 
 
 @needs_openblas
+@pytest.mark.parametrize("N, M", [(2, 9), (3, 5), (5, 4), (9, 64), (7, 3), (3, 1)])
+def test_each_thread_gets_whole_products_then_a_band_of_the_rest(N, M, any_size, monkeypatch):
+    """9 products on 2 threads: 4 whole ones each, then rows 0-31 and 32-63 of the ninth, so
+    neither thread waits a product's time for the other. The bands cover every row once,
+    also where M does not divide; with fewer than 2 rows a band (NumPy would take a one-row
+    band as a vector product, summed in another order) the leftover goes whole to thread 0."""
+    a, b = _operands((N, M, 6), (N, 6, 4), np.float64)
+    calls = []
+    real_matmul = np.matmul
+
+    def spy(x, y, out):
+        calls.append((threading.get_ident(), x.shape[0], x.shape[1]))
+        return real_matmul(x, y, out=out)
+
+    monkeypatch.setattr(bm.np, "matmul", spy)
+    with threadpool_limits(2, user_api="blas"):
+        got = bm.batched_matmul(a, b)
+    monkeypatch.setattr(bm.np, "matmul", real_matmul)
+    np.testing.assert_array_equal(got, a @ b)
+    per_thread = {}
+    for thread, products, rows in calls:
+        per_thread.setdefault(thread, []).append((products, rows))
+    whole, rest = divmod(N, 2)
+    expected = [[(whole, M)] if whole else [], [(whole, M)] if whole else []]
+    if rest and M >= 4:
+        expected[0].append((rest, M // 2))
+        expected[1].append((rest, M - M // 2))
+    elif rest:
+        expected[0].append((rest, M))
+    assert sorted(per_thread.values()) == sorted(expected)
+
+
+@needs_openblas
 def test_plain_matmul_where_splitting_does_not_pay(split_calls):
     a, b = _operands((8, 8), (3, 8, 8), np.float32)
     with threadpool_limits(1, user_api="blas"):  # one BLAS thread: nothing to spread
         np.testing.assert_array_equal(bm.batched_matmul(a, b), a @ b)
-    big_k = int(bm.MAX_PRODUCT_MACS ** (1 / 3)) + 2
-    a, b = _operands((big_k, big_k), (2, big_k, big_k), np.float32)
-    with threadpool_limits(2, user_api="blas"):  # products large enough for OpenBLAS's threads
+    with threadpool_limits(2, user_api="blas"):  # a batch too small for the hand-off
         np.testing.assert_array_equal(bm.batched_matmul(a, b), a @ b)
         a1, b1 = _operands((1, 8, 8), (1, 8, 8), np.float32)  # a batch of one
         np.testing.assert_array_equal(bm.batched_matmul(a1, b1), a1 @ b1)
@@ -72,11 +114,11 @@ def test_plain_matmul_where_splitting_does_not_pay(split_calls):
 
 
 @needs_openblas
-@pytest.mark.parametrize("N, split", [(16, True), (17, True), (9, False), (3, False)])
-def test_a_batch_is_cut_only_into_even_or_long_slices(N, split, split_calls):
-    """9 products on 2 threads would leave one thread idle for a product's time; 17 are
-    long enough for the odd one not to matter."""
-    a, b = _operands((N, 6, 5), (N, 5, 4), np.float64)
+@pytest.mark.parametrize("extra, split", [(0, True), (-1, False)])
+def test_the_size_threshold_counts_the_whole_batch(extra, split, split_calls, monkeypatch):
+    """A batch of N products of M·K·P multiply-adds splits from MIN_BATCH_MACS on."""
+    a, b = _operands((3, 4, 5), (3, 5, 6), np.float64)
+    monkeypatch.setattr(bm, "MIN_BATCH_MACS", 3 * 4 * 5 * 6 - extra)
     with threadpool_limits(2, user_api="blas"):
         np.testing.assert_array_equal(bm.batched_matmul(a, b), a @ b)
     assert split_calls == ([2] if split else [])
@@ -84,7 +126,7 @@ def test_a_batch_is_cut_only_into_even_or_long_slices(N, split, split_calls):
 
 @needs_openblas
 @pytest.mark.parametrize("N", [16, 9])
-def test_out_receives_the_products(N):
+def test_out_receives_the_products(N, any_size):
     """The Winograd planes' buffer: rows of a (count, spacing) array, a strided (N, M, P)
     view of it."""
     a, b = _operands((N, 12, 7), (N, 7, 10), np.float32)
@@ -101,16 +143,21 @@ def test_out_receives_the_products(N):
 
 
 @needs_openblas
-def test_thread_count_restored_after_an_error():
+def test_thread_count_restored_after_an_error(any_size, split_calls):
     a, b = _operands((4, 5), (3, 6, 7), np.float32)  # contraction 5 against 6
     with threadpool_limits(2, user_api="blas"):
-        with pytest.raises(ValueError, match="matmul"):
+        with pytest.raises(ValueError, match="matmul"):  # refused before the split
             bm.batched_matmul(a, b)
         assert OPENBLAS.get_num_threads() == 2
+        a, b = _operands((3, 4, 5), (3, 5, 7), np.float32)
+        with pytest.raises(TypeError, match="matmul"):  # raised on the split path's threads
+            bm.batched_matmul(a, b, out=np.empty((3, 4, 7), np.int32))
+        assert OPENBLAS.get_num_threads() == 2
+    assert split_calls == [2]
 
 
 @needs_openblas
-def test_concurrent_callers_get_their_own_results():
+def test_concurrent_callers_get_their_own_results(any_size):
     """Only one batch at a time takes the split path; another thread's runs as np.matmul."""
     operands = [_operands((32, 24), (16, 24, 64), np.float32) for _ in range(4)]
     for i, (a, _) in enumerate(operands):
@@ -133,7 +180,7 @@ def test_concurrent_callers_get_their_own_results():
 
 
 @needs_openblas
-def test_a_broadcast_batch_goes_to_matmul(split_calls):
+def test_a_broadcast_batch_goes_to_matmul(any_size, split_calls):
     a, b = _operands((1, 4, 5), (6, 5, 3), np.float32)
     with threadpool_limits(2, user_api="blas"):
         np.testing.assert_array_equal(
@@ -151,7 +198,7 @@ def test_non_numpy_operands_and_2d_go_to_matmul():
 
 
 @needs_openblas
-def test_a_forked_child_gets_a_pool_of_its_own():
+def test_a_forked_child_gets_a_pool_of_its_own(any_size):
     """The parent's pool threads are not in a forked child; the child must still finish."""
     import multiprocessing
 

@@ -532,13 +532,16 @@ def test_the_product_layout_follows_the_measurements():
         (False, (6, 3, 64, 64), (64, 3, 4, 4), {"stride": 2, "padding": 1}),  # D1, per sample
         (True, (6, 64, 32, 32), (64, 3, 4, 4), {"stride": 2, "padding": 1}),  # G5, per sample
         (False, (1, 64, 16, 16), (64, 64, 3, 3), {"padding": 1}),  # 3x3: 16 Winograd planes
+        (False, (2, 16, 16, 16), (32, 16, 4, 4), {"stride": 2, "padding": 1}),  # 9 planes
+        (True, (2, 32, 8, 8), (32, 16, 4, 4), {"stride": 2, "padding": 1}),  # 9, transposed
     ],
 )
 def test_products_on_two_cores_equal_one_thread(monkeypatch, transpose, x_shape, w_shape, geometry):
-    """With two BLAS threads the small products (D1's and G5's per-sample ones, a 3×3
-    layer's Winograd planes at batch 1) run one per core (backend/batched_matmul.py);
-    output and both gradients equal, bit for bit, those of a one-thread run, and the split
-    path is the one taken."""
+    """With two BLAS threads the products (D1's and G5's per-sample ones, a 3×3 layer's 16
+    Winograd planes, a 4×4 stride-2 layer's 9, the ninth cut in two bands of rows) run one
+    per core (backend/batched_matmul.py); output and both gradients equal, bit for bit,
+    those of a one-thread run, and the split path is the one taken (at every size here:
+    the size threshold is tested in test_batched_matmul.py)."""
     from threadpoolctl import threadpool_limits
 
     from tinygan.backend import batched_matmul
@@ -559,6 +562,7 @@ def test_products_on_two_cores_equal_one_thread(monkeypatch, transpose, x_shape,
         return y.numpy(), xt.grad.numpy(), wt.grad.numpy()
 
     one = run(1)
+    monkeypatch.setattr(batched_matmul, "MIN_BATCH_MACS", 0)
     splits = []
     real_split = batched_matmul._split
     monkeypatch.setattr(

@@ -7,7 +7,10 @@ and their synchronisation: the batch took 3.1 ms on two threads against 4.1 on o
 the batch is cut into one slice per thread instead, each slice multiplied on its own thread
 with OpenBLAS set to one thread, so every product runs whole on one core: 2.2 ms (the 2-core
 VM of benchmarks/NOTES.md, item 30). The Winograd planes come here too (winograd._product):
-CycleGAN's 16 planes of 256×256 @ 256×256 at batch 1 ran 20 % faster this way in its step.
+CycleGAN's 16 planes of 256×256 @ 256×256 at batch 1 ran 20 % faster this way in its step,
+DCGAN's α² = 9 planes 7 % faster (item 33). A batch that does not divide evenly, such as
+those 9 planes on 2 threads, gives each thread its share of whole products and one band of
+rows of each product left over (4 + 4 + half of the ninth each), so no thread waits.
 
 OpenBLAS's thread count is process-wide: while a batch runs this way, a BLAS call from
 another thread of the process runs single-threaded too (its result is unchanged). The count
@@ -25,14 +28,10 @@ from typing import Any
 
 import numpy as np
 
-# A product this large (multiply-adds) keeps OpenBLAS's own threads busy: no splitting.
-# Measured in the training steps: CycleGAN's 256×256 @ 256×256 Winograd products (16.8 M)
-# ran at 221-224 GFLOP/s split against 183-187 on OpenBLAS's threads; DCGAN's 134 M ones
-# gained nothing from two threads of one thread each (benchmarks/NOTES.md, item 30).
-MAX_PRODUCT_MACS = 32 * 2**20
-# A batch is cut only where the slices come out even or long: 9 products on 2 threads would
-# leave one thread a product's time idle.
-MIN_SLICE_PRODUCTS = 8
+# Below this many multiply-adds in the whole batch, handing half of it to another thread
+# costs more than it saves: about 0.1 ms a batch on the 2-core VM, where 8 products of
+# 128×128 @ 128×128 (17 M) ran in 0.27 ms either way (benchmarks/NOTES.md, item 33).
+MIN_BATCH_MACS = 32 * 2**20
 ENABLED = True  # tests compare against np.matmul with this off
 
 _lock = threading.Lock()
@@ -69,22 +68,39 @@ def _numpy_openblas() -> Any:
 
 
 def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
-    """out = a @ b in ``parts`` slices of the batch, all but the first on the pool."""
+    """out = a @ b in ``parts`` shares, all but the first on the pool: share i is N // parts
+    whole products, then band i of the rows of each of the N % parts products left over
+    (with fewer than 2 rows a band, leftover product i whole). Every band is a matrix
+    product of OpenBLAS's, so the sums are np.matmul's exactly."""
     global _pool, _pool_size
     if _pool_size < parts - 1:
         if _pool is not None:
             _pool.shutdown(wait=False)
         _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="tinygan-matmul")
         _pool_size = parts - 1
-    N = out.shape[0]
-    bounds = [N * i // parts for i in range(parts + 1)]
+    N, M = out.shape[:2]
+    whole = N // parts
+    rest = slice(parts * whole, N)
 
-    def part(i: int) -> None:
-        lo, hi = bounds[i], bounds[i + 1]
-        np.matmul(a[lo:hi] if a.ndim == 3 else a, b[lo:hi] if b.ndim == 3 else b, out=out[lo:hi])
+    def product(batch: slice, rows: slice) -> None:
+        np.matmul(
+            a[batch, rows] if a.ndim == 3 else a[rows],
+            b[batch] if b.ndim == 3 else b,
+            out=out[batch, rows],
+        )
 
-    futures = [_pool.submit(part, i) for i in range(1, parts)]
-    part(0)
+    def share(i: int) -> None:
+        if whole:
+            product(slice(i * whole, (i + 1) * whole), slice(None))
+        if rest.start == N:
+            return
+        if M >= 2 * parts:
+            product(rest, slice(M * i // parts, M * (i + 1) // parts))
+        elif rest.start + i < N:  # bands of one row would be vector products, summed
+            product(slice(rest.start + i, rest.start + i + 1), slice(None))  # another way
+
+    futures = [_pool.submit(share, i) for i in range(1, parts)]
+    share(0)
     for future in futures:
         future.result()
 
@@ -92,8 +108,8 @@ def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
 def batched_matmul(a: Any, b: Any, out: Any = None) -> Any:
     """``np.matmul(a, b, out=out)`` for a batch of products: a (N, M, K) or (M, K), b (N, K, P)
     or (K, P), at least one of them batched; each product on one core where that is faster
-    (small products, NumPy arrays, OpenBLAS with several threads, a batch that divides
-    evenly or is long), else np.matmul itself."""
+    (NumPy arrays, OpenBLAS with several threads, a batch of at least ``MIN_BATCH_MACS``),
+    else np.matmul itself."""
     if not (type(a) is np.ndarray and type(b) is np.ndarray) or max(a.ndim, b.ndim) != 3:
         return np.matmul(a, b, out=out)
     N = a.shape[0] if a.ndim == 3 else b.shape[0]
@@ -101,7 +117,9 @@ def batched_matmul(a: Any, b: Any, out: Any = None) -> Any:
         return np.matmul(a, b, out=out)
     M, K = a.shape[-2:]
     P = b.shape[-1]
-    if not ENABLED or M * K * P > MAX_PRODUCT_MACS or N < 2:
+    if b.shape[-2] != K or (out is not None and out.shape != (N, M, P)):
+        return np.matmul(a, b, out=out)  # NumPy's own error, before any thread count changes
+    if not ENABLED or N * M * K * P < MIN_BATCH_MACS or N < 2:
         return np.matmul(a, b, out=out)
     openblas = _numpy_openblas()
     if not openblas or not _lock.acquire(blocking=False):
@@ -109,7 +127,7 @@ def batched_matmul(a: Any, b: Any, out: Any = None) -> Any:
     try:
         threads = openblas.get_num_threads()
         parts = min(threads, N)
-        if parts < 2 or (N % parts and N < MIN_SLICE_PRODUCTS * parts):
+        if parts < 2:
             return np.matmul(a, b, out=out)
         if out is None:
             out = np.empty((N, M, P), dtype=np.result_type(a, b))

@@ -156,8 +156,8 @@ def _planes(count: int, rows: int, cols: int, dtype: Any) -> tuple[np.ndarray, n
 
 
 def _product(A: Any, B: Any) -> np.ndarray:  # noqa: N803
-    """The α² GEMMs A[k] @ B[k], in the buffer of _planes that the kernels take; small ones
-    one core each (backend/batched_matmul.py: CycleGAN's 256-channel layers)."""
+    """The α² GEMMs A[k] @ B[k], in the buffer of _planes that the kernels take, each on
+    one core where the planes are many enough (backend/batched_matmul.py)."""
     buffer, out = _planes(A.shape[0], A.shape[1], B.shape[2], A.dtype)
     batched_matmul(A, B, out=out)
     return buffer

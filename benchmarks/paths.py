@@ -10,10 +10,11 @@ and activations (activation_kernels.py), the im2col products' layout rule
 (conv._transposed_is_faster; "off" transposes every product with fewer rows than columns),
 their per-sample form (conv._per_sample; "off" runs every product over the whole batch), the
 compiled im2col/col2im (im2col_kernels.py; "off": NumPy's strided copy and adds), Adam's
-one-pass update (optim/adam_kernels.py; "off": adam.py's array passes) and the per-sample
-products one core each (backend/batched_matmul.py; "off": one np.matmul). This is where
-benchmarks/NOTES.md's per-path figures come from; a rewrite that cannot be switched off is
-measured between two checkouts by ``benchmarks.ab``.
+one-pass update (optim/adam_kernels.py; "off": adam.py's array passes), the per-sample
+products one core each (backend/batched_matmul.py; "off": one np.matmul) and a norm layer
+with the activation after it as one op (nn.Sequential; "off": the two layers one by one).
+This is where benchmarks/NOTES.md's per-path figures come from; a rewrite that cannot be
+switched off is measured between two checkouts by ``benchmarks.ab``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _switched_off(path: str) -> Iterator[None]:
         norm_kernels,
         winograd,
     )
+    from tinygan.nn import container
     from tinygan.optim import adam_kernels
 
     module, name, off = {
@@ -61,6 +63,8 @@ def _switched_off(path: str) -> Iterator[None]:
         "fused adam": (adam_kernels, "usable", lambda *arrays: False),
         # off: the per-sample products as one np.matmul, OpenBLAS's threads on each product
         "one core per product": (batched_matmul, "ENABLED", False),
+        # off: nn.Sequential runs the norm layer and the activation after it one by one
+        "norm + activation": (container, "FUSE_NORM_ACTIVATION", False),
     }[path]
     saved = getattr(module, name)
     setattr(module, name, off)
@@ -115,6 +119,22 @@ def _activation_step(act: str, shape: tuple) -> Callable:
     def step() -> None:
         xt = tg.tensor(x, requires_grad=True)
         (F.leaky_relu(xt, 0.2) if act == "leaky_relu" else F.relu(xt)).backward(g)
+
+    return step
+
+
+def _norm_activation_step(kind: str, slope: float, shape: tuple) -> Callable:
+    import tinygan as tg
+    from tinygan import nn
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = tg.tensor(rng.standard_normal(shape).astype(np.float32))
+    norm = nn.BatchNorm2d(shape[1]) if kind == "batch" else nn.InstanceNorm2d(shape[1])
+    layers = nn.Sequential(norm, nn.ReLU() if slope == 0 else nn.LeakyReLU(slope))
+
+    def step() -> None:
+        layers(tg.tensor(x, requires_grad=True)).backward(g)
 
     return step
 
@@ -186,6 +206,18 @@ CASES = {
     "BN (64,512,4,4) fwd+bwd": ("fused norm", lambda: _norm_step("batch", (64, 512, 4, 4))),
     "IN (1,64,128,128) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 64, 128, 128))),
     "IN (1,256,32,32) fwd+bwd": ("fused norm", lambda: _norm_step("instance", (1, 256, 32, 32))),
+    "BN + leaky_relu (64,128,16,16) fwd+bwd": (
+        "norm + activation",
+        lambda: _norm_activation_step("batch", 0.2, (64, 128, 16, 16)),
+    ),
+    "BN + relu (64,64,32,32) fwd+bwd": (
+        "norm + activation",
+        lambda: _norm_activation_step("batch", 0.0, (64, 64, 32, 32)),
+    ),
+    "IN + relu (1,256,32,32) fwd+bwd": (
+        "norm + activation",
+        lambda: _norm_activation_step("instance", 0.0, (1, 256, 32, 32)),
+    ),
     "leaky_relu (64,64,32,32) fwd+bwd": (
         "fused activation",
         lambda: _activation_step("leaky_relu", (64, 64, 32, 32)),

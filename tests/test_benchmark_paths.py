@@ -13,6 +13,7 @@ from tinygan.functions import (
     norm_kernels,
     winograd,
 )
+from tinygan.nn import container
 from tinygan.optim import adam_kernels
 
 SWITCHES = {
@@ -26,6 +27,7 @@ SWITCHES = {
     "compiled im2col": (im2col_kernels, "usable"),
     "fused adam": (adam_kernels, "usable"),
     "one core per product": (batched_matmul, "ENABLED"),
+    "norm + activation": (container, "FUSE_NORM_ACTIVATION"),
 }
 
 

@@ -67,6 +67,16 @@ CASES = {
         [(2, 3, 6, 7), (3,), (3,)],
         {"instance_norm_forward", "instance_norm_backward"},
     ),
+    "batch_norm + relu": (  # the activation after the kernels, its derivative before
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, activation="relu"),
+        [(3, 4, 5, 5), (4,), (4,)],
+        {"batch_norm_stats", "batch_norm_forward", "batch_norm_backward_reduce"},
+    ),
+    "instance_norm + leaky_relu": (
+        lambda x, w, b: F.instance_norm(x, weight=w, bias=b, activation="leaky_relu"),
+        [(2, 3, 6, 7), (3,), (3,)],
+        {"instance_norm_forward", "instance_norm_backward"},
+    ),
     "adain": (
         lambda x, s: F.adain(x, s),
         [(2, 3, 5, 5), (2, 3, 4, 4)],

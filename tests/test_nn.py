@@ -226,6 +226,80 @@ def test_containers():
     assert [k for k, _ in heads.items()] == ["a", "b"]
 
 
+def _norm_activation_net(seed: int = 0) -> nn.Sequential:
+    tinygan.manual_seed(seed)
+    f64 = {"dtype": np.float64}  # the two paths round differently; float64 shows the rest
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, **f64), nn.BatchNorm2d(4, **f64), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1, **f64), nn.InstanceNorm2d(4, affine=True, **f64),
+        nn.LeakyReLU(0.2), nn.BatchNorm2d(4, **f64), nn.LeakyReLU(1.5),  # slope > 1: not fused
+        nn.Conv2d(4, 2, 1, **f64),
+    )  # fmt: skip
+
+
+def _run_spied(monkeypatch, net, x):
+    """Output and every gradient and float buffer of ``net`` on x, with the names of the
+    activation layers whose own forward ran and the activation slope of each norm op."""
+    from tinygan.functions import norm as norm_functions
+
+    seen, slopes = [], []
+    for layer in (nn.ReLU, nn.LeakyReLU):
+        forward = layer.forward
+        monkeypatch.setattr(
+            layer, "forward", lambda m, x, f=forward: seen.append(type(m).__name__) or f(m, x)
+        )
+    apply = norm_functions._Normalize.apply
+    monkeypatch.setattr(
+        norm_functions._Normalize,
+        "apply",
+        lambda *a, **k: slopes.append(k.get("slope")) or apply(*a, **k),
+    )
+    xt = tinygan.tensor(x, requires_grad=True)
+    out = net(xt)
+    (out * out).sum().backward()
+    values = [out.numpy(), xt.grad.numpy()] + [p.grad.numpy() for p in net.parameters()]
+    values += [b.numpy() for b in net.buffers() if b.dtype.kind == "f"]
+    monkeypatch.undo()
+    return values, seen, slopes
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_fuses_a_norm_and_the_activation_after_it(monkeypatch, training):
+    """The norm + activation pairs run as one op (the activation's own forward is not
+    called) with the values and gradients of the separate layers, in training and eval."""
+    from tinygan.nn import container
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5))
+    fused, seen, slopes = _run_spied(monkeypatch, _norm_activation_net().train(training), x)
+    assert seen == ["LeakyReLU"]  # only the LeakyReLU(1.5) ran on its own
+    assert slopes == ([0.0, 0.2, None] if training else [0.2])  # eval BN: running statistics
+    monkeypatch.setattr(container, "FUSE_NORM_ACTIVATION", False)
+    net = _norm_activation_net().train(training)
+    separate, seen, slopes = _run_spied(monkeypatch, net, x)
+    assert seen == ["ReLU", "LeakyReLU", "LeakyReLU"]
+    assert set(slopes) == {None}
+    for got, expected in zip(fused, separate):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_sequential_leaves_pairs_with_hooks_or_their_own_forward_unfused():
+    class Shifted(nn.BatchNorm2d):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    seen = []
+    hooked = nn.ReLU()
+    hooked.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    x = tinygan.randn(2, 3, 4, 4)
+    net = nn.Sequential(nn.BatchNorm2d(3), hooked, Shifted(3), nn.ReLU())
+    out = net(x).numpy()
+    assert seen == [(2, 3, 4, 4)]  # the hook saw the norm's output
+    plain = np.maximum(net[0](x).numpy(), 0)
+    np.testing.assert_allclose(out, np.maximum(net[2](tinygan.tensor(plain)).numpy(), 0), atol=1e-5)
+    assert nn.norm.fused_pair(net[0], net[1]) is None and nn.norm.fused_pair(net[2], net[3]) is None
+    assert nn.norm.fused_pair(nn.BatchNorm2d(3), nn.ReLU()) is not None
+
+
 # ---------------------------------------------------------------- state dicts
 def trained_net(seed: int) -> Net:
     tinygan.manual_seed(seed)

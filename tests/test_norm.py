@@ -264,6 +264,11 @@ def test_minibatch_stddev(groups, per_group, f, seed):
         (lambda: style_modulation(tg.zeros(2, 3, 4, 4), tg.zeros(2, 3), tg.zeros(3)), "bias"),
         (lambda: minibatch_stddev(tg.zeros(6, 2, 2, 2), group_size=4), "divisible"),
         (lambda: minibatch_stddev(tg.zeros(4, 3, 2, 2), num_channels=2), "divisible"),
+        (lambda: batch_norm(tg.zeros(2, 3), None, None, activation="tanh"), "'tanh'"),
+        (
+            lambda: instance_norm(tg.zeros(2, 3, 4), activation="leaky_relu", negative_slope=2),
+            "0 <= negative_slope <= 1, got 2",
+        ),
     ],
 )
 def test_errors(call, message):
@@ -307,10 +312,12 @@ def test_fused_cpu_path_matches_the_array_path(monkeypatch, kind, affine, shape,
 
 @pytest.mark.parametrize("block", [1, 2, 5, 7, 13])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batch_norm_kernels_in_channel_blocks(monkeypatch, block, dtype):
+@pytest.mark.parametrize("slope", [1.0, 0.0, 0.2])
+def test_batch_norm_kernels_in_channel_blocks(monkeypatch, block, dtype, slope):
     """norm_kernels' batch-norm loops walk blocks of channels sample by sample; every block
     size (dividing C or not, one channel, all of them) gives the NumPy formulas' results:
-    statistics, output, and the gradients of x, w and b."""
+    statistics, output, and the gradients of x, w and b; with the activation that follows
+    (slope 1: none, 0: ReLU, 0.2: leaky) applied forward and taken back in the backward."""
     from tinygan.functions import norm_kernels
 
     monkeypatch.setattr(norm_kernels, "_channel_block", lambda C, L: block)
@@ -319,26 +326,29 @@ def test_batch_norm_kernels_in_channel_blocks(monkeypatch, block, dtype):
     x = (2 + 3 * rng.standard_normal((N, C, 3, 4))).astype(dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
-    y, mean, var, invstd = norm_kernels.forward(x, w, b, 1e-5, per_sample=False)
+    z, mean, var, invstd, affine = norm_kernels.forward(x, w, b, 1e-5, False, slope)
     axes = (0, 2, 3)
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
     mu, sigma2 = x64.mean(axis=axes), x64.var(axis=axes)
     xhat = (x64 - mu[:, None, None]) / np.sqrt(sigma2[:, None, None] + 1e-5)
+    y = xhat * w[:, None, None] + b[:, None, None]
     tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(mean, mu, **tol)
     np.testing.assert_allclose(var, sigma2, **tol)
     np.testing.assert_allclose(invstd, 1 / np.sqrt(sigma2 + 1e-5), **tol)
-    np.testing.assert_allclose(y, xhat * w[:, None, None] + b[:, None, None], **tol)
-    dx, dw, db = norm_kernels.backward(g, x, w, mean, invstd, per_sample=False)
+    np.testing.assert_allclose(z, np.maximum(y, slope * y), **tol)
+    assert (y < 0).mean() > 0.2  # the activation's negative side is exercised
+    dx, dw, db = norm_kernels.backward(g, x, w, mean, invstd, False, slope, affine)
+    gy = np.where(y > 0, g64, slope * g64)  # dL/dy from the given dL/dz
     n = N * 12
     expected_dx = (w / np.sqrt(sigma2 + 1e-5))[:, None, None] * (
-        g64
-        - g64.sum(axis=axes)[:, None, None] / n
-        - xhat * (g64 * xhat).sum(axis=axes)[:, None, None] / n
+        gy
+        - gy.sum(axis=axes)[:, None, None] / n
+        - xhat * (gy * xhat).sum(axis=axes)[:, None, None] / n
     )
     np.testing.assert_allclose(dx, expected_dx, **tol)
-    np.testing.assert_allclose(dw, (g64 * xhat).sum(axis=axes), **tol)
-    np.testing.assert_allclose(db, g64.sum(axis=axes), **tol)
+    np.testing.assert_allclose(dw, (gy * xhat).sum(axis=axes), **tol)
+    np.testing.assert_allclose(db, gy.sum(axis=axes), **tol)
 
 
 def test_channel_block_sizes():
@@ -353,3 +363,72 @@ def test_channel_block_sizes():
     wide = 1024 * BLOCKS_PER_THREAD * threads
     assert _channel_block(wide, 16) == -(-BLOCK_RUN // 16)  # many channels: runs decide
     assert _channel_block(2 * BLOCKS_PER_THREAD * threads, 16) == 2  # few: balance decides
+
+
+# ---------------------------------------------------------------- a fused activation
+
+
+@pytest.mark.parametrize("kind", ["batch", "instance"])
+@pytest.mark.parametrize("activation, slope", [("relu", 0.0), ("leaky_relu", 0.2), (None, 0.0)])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_argument_equals_the_separate_op(
+    monkeypatch, kind, activation, slope, fused, dtype
+):
+    """batch_norm / instance_norm with ``activation=`` give relu / leaky_relu of the plain
+    norm: output, running statistics, and the gradients of x, w and b, on the Numba
+    kernels (the activation inside their passes) and on the NumPy path (a step of its own)."""
+    from tinygan.functions import leaky_relu, norm_kernels, relu
+
+    monkeypatch.setattr(norm_kernels, "usable", lambda a: fused)
+    calls = count_calls(monkeypatch, norm_kernels, ("forward", "backward"))
+    rng = np.random.default_rng(1)
+    shape, C = (4, 3, 5, 6), 3
+    x = (1 + 2 * rng.standard_normal(shape)).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    op = batch_norm if kind == "batch" else instance_norm
+
+    def run(combined: bool) -> list:
+        xt, wt, bt = (tg.tensor(a, requires_grad=True) for a in (x, w, b))
+        running = (np.zeros(C, dtype), np.ones(C, dtype))
+        extra = {"training": True} if kind == "batch" else {}
+        if combined:
+            y = op(xt, *running, wt, bt, **extra, activation=activation, negative_slope=slope)
+        else:
+            y = op(xt, *running, wt, bt, **extra)
+            y = y if activation is None else relu(y) if slope == 0 else leaky_relu(y, slope)
+        y.backward(tg.tensor(g))
+        return [y.numpy(), *running, xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()]
+
+    combined = run(True)
+    assert calls == (["forward", "backward"] if fused else [])
+    assert (combined[0] < 0).any() == (slope > 0 or activation is None)  # the negative side
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for got, expected in zip(combined, run(False)):
+        np.testing.assert_allclose(got, expected, **tol)
+
+
+@settings(max_examples=10)
+@given(case=nchw(min_n=2, min_hw=2), slope=st.sampled_from([0.0, 0.2]))
+def test_fused_activation_gradients(case, slope):
+    """First and second derivatives against finite differences (the second through the
+    differentiable path, with the activation's derivative a constant mask)."""
+    x, w, b = case
+    if x.ndim < 3:
+        x = x[..., None, None].repeat(2, axis=2)
+    act = "relu" if slope == 0 else "leaky_relu"
+    fn = lambda x, w, b: batch_norm(x, None, None, w, b, True, activation=act, negative_slope=slope)  # noqa: E731, E501
+    check_grad(fn, [x, w, b], rtol=1e-4, atol=1e-6)
+    check_second_order(fn, [x, w, b], rtol=1e-3, atol=1e-4)
+    fn = lambda x, w, b: instance_norm(x, None, None, w, b, activation=act, negative_slope=slope)  # noqa: E731, E501
+    check_grad(fn, [x, w, b], rtol=1e-4, atol=1e-6)
+
+
+def test_fused_activation_in_eval_mode_uses_the_running_statistics():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 2, 4, 4))
+    mean, var = rng.standard_normal(2), 1 + rng.random(2)
+    y = batch_norm(tg.tensor(x), mean, var, activation="leaky_relu", negative_slope=0.1)
+    plain = (x - per_channel(mean, x)) / np.sqrt(per_channel(var, x) + 1e-5)
+    np.testing.assert_allclose(y.numpy(), np.maximum(plain, 0.1 * plain), rtol=1e-12)

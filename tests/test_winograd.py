@@ -279,8 +279,8 @@ def every_parallel_loop(_):  # Winograd transforms, norms, activations (pool-siz
     y = conv2d(tg.tensor(x), tg.tensor(w), padding=1).numpy()
     z = instance_norm(relu(tg.tensor(big))).numpy()
     dz = activation_kernels.backward(z, np.maximum(big, 0), "relu", 0.0)
-    _, mean, _, invstd = norm_kernels.forward(big, None, None, 1e-5, True)
-    dx = norm_kernels.backward(z, big, None, mean, invstd, True)[0]
+    _, mean, _, invstd, affine = norm_kernels.forward(big, None, None, 1e-5, True, 0.0)
+    dx = norm_kernels.backward(z, big, None, mean, invstd, True, 0.0, affine)[0]
     return y, z, dz, dx
 
 expected = every_parallel_loop(0)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
-from tinygan.backend import cuda_kernels, kernel_runner
+from tinygan.backend import cuda_kernels, get_array_module, kernel_runner
 from tinygan.functions.math import exp, where
 from tinygan.functions.reduce import normalise_axes
 from tinygan.functions.shape import reshape
@@ -90,13 +90,7 @@ class LeakyReLU(_OutputActivation):
         return self.xp.where(x > 0, x, out)
 
     def derivative(self, grad: Tensor, out: Tensor) -> Tensor:
-        slope = out.dtype.type(self.slope)
-        positive = (out.data > 0).astype(out.dtype)  # 1 where y > 0, else 0
-        if 0 <= self.slope <= 1:
-            slopes = self.xp.maximum(positive, slope, out=positive)
-        else:
-            slopes = positive * (1 - slope) + slope
-        return grad * Tensor._wrap(slopes)
+        return grad * Tensor._wrap(leaky_relu_slopes(out.data, self.slope))
 
 
 class ELU(Function):
@@ -189,6 +183,15 @@ def _fused_kernels(x: Any, act: str, slope: float) -> Any:
     from tinygan.functions import activation_kernels
 
     return activation_kernels if activation_kernels.usable(x, act, slope) else None
+
+
+def leaky_relu_slopes(out: Any, slope: float) -> Any:
+    """The derivative of leaky ReLU (ReLU for slope 0) as an array, from its output: 1 where
+    the output is positive, else ``slope``."""
+    positive = (out > 0).astype(out.dtype)  # 1 where y > 0, else 0
+    if 0 <= slope <= 1:
+        return get_array_module(out).maximum(positive, out.dtype.type(slope), out=positive)
+    return positive * (1 - out.dtype.type(slope)) + out.dtype.type(slope)
 
 
 def relu(x: Tensor) -> Tensor:

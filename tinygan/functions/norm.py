@@ -10,6 +10,11 @@ so they share one Function, ``_Normalize``, whose backward is the closed-form gr
     dx = (1/σ) · (g − mean(g) − x̂ · mean(g · x̂)),   g = dy · w,  x̂ = (x − μ)/σ
 written with tinygan ops; under ``create_graph`` μ and σ are recomputed from x with
 differentiable ops too, so the gradient can be differentiated again.
+
+batch_norm and instance_norm can also apply the ReLU or leaky ReLU that follows them
+(``activation=``; nn.Sequential passes it for a norm layer followed by one): z = max(y, s·y).
+On the CPU the Numba kernels do it in the same passes (norm_kernels.py); elsewhere it is an
+extra step, and the backward multiplies dL/dz by the activation's derivative first.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from tinygan.autograd import Function, Tensor, is_grad_enabled
 from tinygan.backend import cuda_kernels, kernel_runner
+from tinygan.functions.activation import leaky_relu, leaky_relu_slopes, relu
 from tinygan.functions.math import sqrt
 from tinygan.functions.reduce import mean, var
 from tinygan.functions.shape import broadcast_to, concat, reshape, sum_to, sum_to_array
@@ -34,6 +40,7 @@ class _Normalize(Function):
 
     ``running`` = (running_mean, running_var, momentum) updates the per-channel running
     statistics in place: r ← (1 − m)·r + m·s, with the unbiased variance for r_var.
+    ``slope`` (0 ≤ s ≤ 1, or None for no activation) returns z = max(y, s·y) instead of y.
     """
 
     def forward(
@@ -45,22 +52,28 @@ class _Normalize(Function):
         eps: float,
         running: tuple | None = None,
         kind: str | None = None,
+        slope: float | None = None,
     ) -> Any:
         self.axes, self.eps, self.b_shape = axes, eps, None if b is None else b.shape
-        self.save_for_backward(x, *(() if w is None else (w,)))
+        self.slope, self.has_w = slope, w is not None
         # batch and instance norm of float32 run kernels/{batch,instance}_norm.cu when they can
         self.runner = None if kind is None else kernel_runner(x)
         # ... and norm_kernels.py (Numba) on the CPU
         self.fused = kind is not None and self.runner is None and _fused_kernels(x) is not None
-        if self.runner is not None:
-            y, variance = self._forward_kernels(x, w, b, kind)
-        elif self.fused:
+        if self.fused:  # the activation inside the kernels
             y, variance = self._forward_fused(x, w, b, kind)
         else:
-            y, variance = self._forward_arrays(x, w, b)
+            if self.runner is not None:
+                y, variance = self._forward_kernels(x, w, b, kind)
+            else:
+                y, variance = self._forward_arrays(x, w, b)
+            if slope is not None:
+                self.xp.maximum(y, y * slope, out=y)
         if running is not None:
             count = x.size // self.mean.size
             _update_running(running, self.mean, variance * (count / (count - 1)))
+        # the output only for the activation's derivative off the fused path
+        self.save_for_backward(x, *(() if w is None else (w,)), *(() if slope is None else (y,)))
         return y
 
     def _forward_arrays(self, x: Any, w: Any, b: Any) -> tuple[Any, Any]:
@@ -76,7 +89,8 @@ class _Normalize(Function):
     def _forward_fused(self, x: Any, w: Any, b: Any, kind: str) -> tuple[Any, Any]:
         self.per_sample = kind == "instance"
         forward = _fused_kernels(x).forward
-        y, mu, variance, invstd = forward(x, w, b, self.eps, self.per_sample)
+        slope = 1.0 if self.slope is None else self.slope  # max(y, 1·y) = y
+        y, mu, variance, invstd, self.affine = forward(x, w, b, self.eps, self.per_sample, slope)
         kept = (x.shape[0] if self.per_sample else 1, x.shape[1]) + (1,) * (x.ndim - 2)
         self.flat_stats = mu, invstd
         self.mean, self.invstd = mu.reshape(kept), invstd.reshape(kept)
@@ -97,16 +111,21 @@ class _Normalize(Function):
         return y, variance.reshape(kept)
 
     def backward(self, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, *w = self.saved_tensors
-        w = w[0] if w else None
-        if self.runner is not None and grad.dtype == x.dtype and not is_grad_enabled():
-            return self._backward_kernels(grad, x, w)
+        x, *rest = self.saved_tensors
+        w = rest[0] if self.has_w else None
         if self.fused and not is_grad_enabled():
             mu, invstd = self.flat_stats
             w_data = None if w is None else w.data
+            slope = 1.0 if self.slope is None else self.slope
             backward = _fused_kernels(x.data).backward
-            dx, dw, db = backward(grad.data, x.data, w_data, mu, invstd, self.per_sample)
+            dx, dw, db = backward(
+                grad.data, x.data, w_data, mu, invstd, self.per_sample, slope, self.affine
+            )
             return self._wrap_grads(dx, dw, db, w)
+        if self.slope is not None:  # dL/dy = dL/dz · z'(y), a constant of the output z
+            grad = grad * Tensor._wrap(leaky_relu_slopes(rest[-1].data, self.slope))
+        if self.runner is not None and grad.dtype == x.dtype and not is_grad_enabled():
+            return self._backward_kernels(grad, x, w)
         shapes = (None if w is None else w.shape, self.b_shape)
         if not is_grad_enabled() and all(_constant_over(s, self.axes, x.ndim) for s in shapes):
             return self._backward_arrays(grad.data, x.data, None if w is None else w.data)
@@ -232,6 +251,31 @@ def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> tuple:
     )
 
 
+def _activation_slope(op: str, activation: str | None, negative_slope: float) -> float | None:
+    """The slope s of z = max(y, s·y) for ``activation``, or None for none."""
+    if activation is None:
+        return None
+    if activation == "relu":
+        return 0.0
+    if activation != "leaky_relu":
+        raise ValueError(
+            f"{op}: activation must be None, 'relu' or 'leaky_relu', got {activation!r}"
+        )
+    if not 0 <= negative_slope <= 1:
+        raise ValueError(
+            f"{op}: a fused leaky_relu needs 0 <= negative_slope <= 1, got {negative_slope}; "
+            "apply leaky_relu after the norm instead"
+        )
+    return float(negative_slope)
+
+
+def _activate(y: Tensor, slope: float | None) -> Tensor:
+    """The activation of ``_activation_slope`` as its own op (the paths without fusion)."""
+    if slope is None:
+        return y
+    return relu(y) if slope == 0 else leaky_relu(y, slope)
+
+
 def _with_running_stats(
     x: Tensor,
     running_mean: Any,
@@ -263,6 +307,8 @@ def batch_norm(
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.01,
 ) -> Tensor:
     """Batch normalisation (Ioffe & Szegedy 2015), as PyTorch's ``F.batch_norm``.
 
@@ -270,6 +316,8 @@ def batch_norm(
     training: normalise with the batch mean and biased variance over N (and H, W), and
     update the running statistics in place, r ← (1 − momentum)·r + momentum·s, with the
     unbiased variance. Eval: normalise with the running statistics.
+    activation: None, "relu" or "leaky_relu" (with ``negative_slope`` in [0, 1]), applied to
+    the result: the same values as ``relu(batch_norm(...))``, in fewer passes on the CPU.
     """
     op = "batch_norm"
     _check_channels(
@@ -277,8 +325,10 @@ def batch_norm(
     )
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    slope = _activation_slope(op, activation, negative_slope)
     if not training and running_mean is not None:
-        return _with_running_stats(x, running_mean, running_var, weight, bias, eps)
+        y = _with_running_stats(x, running_mean, running_var, weight, bias, eps)
+        return _activate(y, slope)
     axes = (0,) + tuple(range(2, x.ndim))
     if training and x.size // x.shape[1] <= 1:
         raise ValueError(f"{op}: need more than one value per channel to train, got {x.shape}")
@@ -286,8 +336,9 @@ def batch_norm(
         (running_mean, running_var, momentum) if training and running_mean is not None else None
     )
     return _Normalize.apply(
-        x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running, kind="batch"
-    )
+        x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running, kind="batch",
+        slope=slope,
+    )  # fmt: skip
 
 
 def instance_norm(
@@ -299,6 +350,8 @@ def instance_norm(
     use_input_stats: bool = True,
     momentum: float = 0.1,
     eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.01,
 ) -> Tensor:
     """Instance normalisation (Ulyanov et al. 2016), as PyTorch's ``F.instance_norm``.
 
@@ -306,6 +359,7 @@ def instance_norm(
     mean and biased variance; optional per-channel affine weight and bias (C,). Given running
     statistics, they are updated with the batch average of the per-instance statistics
     (unbiased variance); ``use_input_stats=False`` normalises with them instead.
+    activation, negative_slope: as for ``batch_norm``.
     """
     op = "instance_norm"
     _check_channels(
@@ -315,17 +369,20 @@ def instance_norm(
         raise ValueError(f"{op}: input must be (N, C, H, W) or (N, C, L), got shape {x.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    slope = _activation_slope(op, activation, negative_slope)
     if not use_input_stats:
         if running_mean is None:
             raise ValueError(f"{op}: use_input_stats=False needs running_mean and running_var")
-        return _with_running_stats(x, running_mean, running_var, weight, bias, eps)
+        y = _with_running_stats(x, running_mean, running_var, weight, bias, eps)
+        return _activate(y, slope)
     axes = tuple(range(2, x.ndim))
     if running_mean is not None and math.prod(x.shape[2:]) <= 1:
         raise ValueError(f"{op}: need more than one value per plane for running stats, {x.shape}")
     running = None if running_mean is None else (running_mean, running_var, momentum)
     return _Normalize.apply(
-        x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running, kind="instance"
-    )
+        x, *_affine(x, weight, bias), axes=axes, eps=eps, running=running, kind="instance",
+        slope=slope,
+    )  # fmt: skip
 
 
 def layer_norm(

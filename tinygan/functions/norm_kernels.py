@@ -16,6 +16,13 @@ sample's part of the block is one contiguous run of ``BLOCK_RUN`` values or more
 block's later passes find it in L2 (``_channel_block``). Instance norm's groups, one sample's
 channel, are contiguous already.
 
+Each kernel also applies an activation that follows the norm, z = max(y, s·y) (ReLU for
+s = 0, leaky ReLU for 0 < s < 1, none for s = 1; nn.Sequential fuses these pairs): the
+forward writes z instead of y, and the backward takes dL/dz and forms dL/dy = dL/dz·[y > 0 ?
+1 : s] as it reads it, y recomputed from x with the forward's own per-group scale and shift
+(kept in float64, so the sign is the forward's). That saves the activation's own passes,
+a read and a write of the map each way (benchmarks/NOTES.md, item 34).
+
 x, g, y, dx are (N, C, L) views of (N, C, ...) arrays; w and b are per channel.
 """
 
@@ -32,11 +39,57 @@ from tinygan.functions.winograd_kernels import one_at_a_time  # (also starts the
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
 
 
+# One run of values (a row of a sample's channel) in each pass; y = x·a + z is the norm's
+# output before the activation z = max(y, s·y). Slope 1 (no activation) keeps loops of its
+# own, without the per-value select.
+
+
+@numba.njit(fastmath=True, inline="always")
+def _run_out(row, a, z, slope, out):  # noqa: ANN001, ANN202
+    """out = max(y, slope·y), y = row·a + z."""
+    if slope == 1.0:
+        for j in range(row.size):
+            out[j] = row[j] * a + z
+    else:
+        for j in range(row.size):
+            y = row[j] * a + z
+            out[j] = max(y, slope * y)
+
+
+@numba.njit(fastmath=True, inline="always")
+def _run_sums(grow, xrow, mu, a, z, slope):  # noqa: ANN001, ANN202
+    """(Σg, Σg·(x − μ)) over the run, g = dL/dy from the given dL/dz: dL/dz where the
+    pre-activation y = x·a + z is positive, else slope·dL/dz."""
+    s, sx = 0.0, 0.0
+    if slope == 1.0:
+        for j in range(xrow.size):
+            s += grow[j]
+            sx += grow[j] * (xrow[j] - mu)
+    else:
+        for j in range(xrow.size):
+            gj = grow[j] if xrow[j] * a + z > 0 else slope * grow[j]
+            s += gj
+            sx += gj * (xrow[j] - mu)
+    return s, sx
+
+
+@numba.njit(fastmath=True, inline="always")
+def _run_dx(grow, xrow, k1, k2, k0, a, z, slope, out):  # noqa: ANN001, ANN202
+    """out = k1·g − k2·x − k0, g = dL/dy as in ``_run_sums``."""
+    if slope == 1.0:
+        for j in range(xrow.size):
+            out[j] = k1 * grow[j] - k2 * xrow[j] - k0
+    else:
+        for j in range(xrow.size):
+            gj = grow[j] if xrow[j] * a + z > 0 else slope * grow[j]
+            out[j] = k1 * gj - k2 * xrow[j] - k0
+
+
 @numba.njit(**_JIT)
-def _normalize_rows(x, w, b, eps, y, mean, var, invstd):  # noqa: ANN001, ANN202
+def _normalize_rows(x, w, b, eps, slope, y, mean, var, invstd, scale, shift):  # noqa: ANN001, ANN202
     """Instance norm's y = (x − μ)·invstd·w + b per (sample, channel) row k = n·C + c: the
     mean and variance in two reads of the row (the variance of the centred values,
-    accumulated in float64), y in one more."""
+    accumulated in float64), max(y, slope·y) in one more; y = x·scale[k] + shift[k]."""
     N, C, L = x.shape
     for k in prange(N * C):
         row, out = x[k // C, k % C], y[k // C, k % C]
@@ -51,37 +104,34 @@ def _normalize_rows(x, w, b, eps, y, mean, var, invstd):  # noqa: ANN001, ANN202
         v = squares / L
         inv = 1.0 / np.sqrt(v + eps)
         mean[k], var[k], invstd[k] = mu, v, inv
-        scale = inv * w[k % C]
-        shift = b[k % C] - mu * scale
-        for j in range(L):
-            out[j] = row[j] * scale + shift
+        a = inv * w[k % C]
+        z = b[k % C] - mu * a
+        scale[k], shift[k] = a, z
+        _run_out(row, a, z, slope, out)
 
 
 @numba.njit(**_JIT)
-def _gradients_rows(g, x, w, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202
+def _gradients_rows(g, x, w, slope, scale, shift, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202
     """Instance norm's dx = a·(g − Σg/L − x̂·Σ(g·x̂)/L), a = invstd·w, per row k = n·C + c;
-    also Σg and Σg·x̂ per row."""
+    also Σg and Σg·x̂ per row. g is dL/dy, formed from the given dL/dz as it is read."""
     N, C, L = x.shape
     for k in prange(N * C):
         grow, xrow, out = g[k // C, k % C], x[k // C, k % C], dx[k // C, k % C]
-        mu, inv = mean[k], invstd[k]
-        s, sx = 0.0, 0.0
-        for j in range(L):
-            s += grow[j]
-            sx += grow[j] * (xrow[j] - mu)
+        mu, inv, ya, yz = mean[k], invstd[k], scale[k], shift[k]
+        s, sx = _run_sums(grow, xrow, mu, ya, yz, slope)
         sx *= inv
         sum_g[k], sum_gxhat[k] = s, sx
         a = inv * w[k % C]
         k2 = a * inv * sx / L  # the coefficient of (x − μ)
         k0 = a * s / L - k2 * mu
-        for j in range(L):
-            out[j] = a * grow[j] - k2 * xrow[j] - k0
+        _run_dx(grow, xrow, a, k2, k0, ya, yz, slope, out)
 
 
 @numba.njit(**_JIT)
-def _normalize_channels(x, w, b, eps, block, y, mean, var, invstd):  # noqa: ANN001, ANN202
+def _normalize_channels(x, w, b, eps, slope, block, y, mean, var, invstd, scale, shift):  # noqa: ANN001, ANN202
     """Batch norm's y = (x − μ)·invstd·w + b per channel, ``block`` channels at a time, each
-    pass over the block sample by sample (the module docstring)."""
+    pass over the block sample by sample (the module docstring); writes max(y, slope·y),
+    y = x·scale[c] + shift[c]."""
     N, C, L = x.shape
     count = N * L
     for index in prange(-(-C // block)):
@@ -104,24 +154,22 @@ def _normalize_channels(x, w, b, eps, block, y, mean, var, invstd):  # noqa: ANN
                     d = row[j] - mu
                     acc += d * d
                 squares[c - c0] += acc
-        scale, shift = np.empty(c1 - c0), np.empty(c1 - c0)
         for c in range(c0, c1):
             mu, v = total[c - c0] / count, squares[c - c0] / count
             inv = 1.0 / np.sqrt(v + eps)
             mean[c], var[c], invstd[c] = mu, v, inv
-            scale[c - c0] = inv * w[c]
-            shift[c - c0] = b[c] - mu * scale[c - c0]
+            scale[c] = inv * w[c]
+            shift[c] = b[c] - mu * scale[c]
         for i in range(N):
             for c in range(c0, c1):
-                row, out, a, z = x[i, c], y[i, c], scale[c - c0], shift[c - c0]
-                for j in range(L):
-                    out[j] = row[j] * a + z
+                _run_out(x[i, c], scale[c], shift[c], slope, y[i, c])
 
 
 @numba.njit(**_JIT)
-def _gradients_channels(g, x, w, block, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202
+def _gradients_channels(g, x, w, slope, scale, shift, block, mean, invstd, dx, sum_g, sum_gxhat):  # noqa: ANN001, ANN202, E501
     """Batch norm's dx = a·(g − Σg/n − x̂·Σ(g·x̂)/n), a = invstd·w, with Σg and Σg·x̂ per
-    channel, ``block`` channels at a time, sample by sample."""
+    channel, ``block`` channels at a time, sample by sample; g is dL/dy, formed from the
+    given dL/dz as it is read."""
     N, C, L = x.shape
     count = N * L
     for index in prange(-(-C // block)):
@@ -131,11 +179,7 @@ def _gradients_channels(g, x, w, block, mean, invstd, dx, sum_g, sum_gxhat):  # 
             sum_g[c], sum_gxhat[c] = 0.0, 0.0
         for i in range(N):
             for c in range(c0, c1):
-                grow, xrow, mu = g[i, c], x[i, c], mean[c]
-                s, sx = 0.0, 0.0
-                for j in range(L):
-                    s += grow[j]
-                    sx += grow[j] * (xrow[j] - mu)
+                s, sx = _run_sums(g[i, c], x[i, c], mean[c], scale[c], shift[c], slope)
                 sum_g[c] += s
                 sum_gxhat[c] += sx
         for c in range(c0, c1):
@@ -146,9 +190,7 @@ def _gradients_channels(g, x, w, block, mean, invstd, dx, sum_g, sum_gxhat):  # 
                 a = inv * w[c]
                 k2 = a * inv * sum_gxhat[c] / count  # the coefficient of (x − μ)
                 k0 = a * sum_g[c] / count - k2 * mean[c]
-                grow, xrow, out = g[i, c], x[i, c], dx[i, c]
-                for j in range(L):
-                    out[j] = a * grow[j] - k2 * xrow[j] - k0
+                _run_dx(g[i, c], x[i, c], a, k2, k0, scale[c], shift[c], slope, dx[i, c])
 
 
 _launch_normalize_rows, _launch_gradients_rows = map(
@@ -184,34 +226,44 @@ def _per_channel(p: Any, C: int, fill: float, dtype: Any) -> np.ndarray:
     return np.full(C, fill, dtype) if p is None else np.ascontiguousarray(p, dtype).reshape(C)
 
 
-def forward(x: Any, w: Any, b: Any, eps: float, per_sample: bool) -> tuple:
-    """(y, mean, var, invstd): statistics flat per channel, or per (sample, channel)."""
+def forward(x: Any, w: Any, b: Any, eps: float, per_sample: bool, slope: float = 1.0) -> tuple:
+    """(z, mean, var, invstd, affine): z = max(y, slope·y) of the normalised y (y for slope
+    1); statistics flat per channel, or per (sample, channel); ``affine`` the (scale, shift)
+    in float64 with y = x·scale + shift per group, which ``backward`` takes back."""
     N, C = x.shape[:2]
     groups = N * C if per_sample else C
     y = np.empty_like(x)
     mean, var, invstd = (np.empty(groups, x.dtype) for _ in range(3))
+    scale, shift = np.empty(groups), np.empty(groups)
     w, b = _per_channel(w, C, 1.0, x.dtype), _per_channel(b, C, 0.0, x.dtype)
     x3, y3 = _flat(x), y.reshape(N, C, -1)
     if per_sample:
-        _launch_normalize_rows(x3, w, b, eps, y3, mean, var, invstd)
+        _launch_normalize_rows(x3, w, b, eps, slope, y3, mean, var, invstd, scale, shift)
     else:
         block = _channel_block(C, x3.shape[2])
-        _launch_normalize_channels(x3, w, b, eps, block, y3, mean, var, invstd)
-    return y, mean, var, invstd
+        _launch_normalize_channels(x3, w, b, eps, slope, block, y3, mean, var, invstd, scale, shift)
+    return y, mean, var, invstd, (scale, shift)
 
 
-def backward(g: Any, x: Any, w: Any, mean: Any, invstd: Any, per_sample: bool) -> tuple:
-    """(dx, dw, db), dw and db per channel (summed over the samples for instance norm)."""
+def backward(
+    g: Any, x: Any, w: Any, mean: Any, invstd: Any, per_sample: bool, slope: float, affine: tuple
+) -> tuple:
+    """(dx, dw, db) given g = dL/dz of ``forward``'s output (``slope`` and ``affine`` as it
+    used and returned them); dw and db per channel (summed over the samples for instance
+    norm)."""
     N, C = x.shape[:2]
     dx = np.empty_like(x)
     sum_g, sum_gxhat = np.empty(mean.shape, np.float64), np.empty(mean.shape, np.float64)
     w = _per_channel(w, C, 1.0, x.dtype)
     g = _flat(g.astype(x.dtype, copy=False))
     x3, dx3 = _flat(x), dx.reshape(N, C, -1)
+    scale, shift = affine
     if per_sample:
-        _launch_gradients_rows(g, x3, w, mean, invstd, dx3, sum_g, sum_gxhat)
+        _launch_gradients_rows(g, x3, w, slope, scale, shift, mean, invstd, dx3, sum_g, sum_gxhat)
         sum_g, sum_gxhat = sum_g.reshape(N, C).sum(0), sum_gxhat.reshape(N, C).sum(0)
     else:
         block = _channel_block(C, x3.shape[2])
-        _launch_gradients_channels(g, x3, w, block, mean, invstd, dx3, sum_g, sum_gxhat)
+        _launch_gradients_channels(
+            g, x3, w, slope, scale, shift, block, mean, invstd, dx3, sum_g, sum_gxhat
+        )
     return dx, sum_gxhat.astype(x.dtype), sum_g.astype(x.dtype)

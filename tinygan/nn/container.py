@@ -11,12 +11,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from tinygan.nn.module import Module
+from tinygan.nn.norm import fused_pair
+
+# Sequential runs a BatchNorm or InstanceNorm2d and the ReLU or LeakyReLU right after it as one
+# op (nn/norm.py, ``fused_pair``); tests compare against the separate layers with this off.
+FUSE_NORM_ACTIVATION = True
+
+
+def _fused_pair(norm: Module, activation: Module) -> Any:
+    return fused_pair(norm, activation) if FUSE_NORM_ACTIVATION else None
 
 
 class Sequential(Module):
     """Apply the modules in order: ``Sequential(Linear(2, 8), ReLU(), Linear(8, 1))``.
 
-    Also accepts one ``OrderedDict`` of named modules.
+    Also accepts one ``OrderedDict`` of named modules. A BatchNorm or InstanceNorm2d followed
+    by ReLU or LeakyReLU runs as one op (the same values, fewer passes over the map:
+    ``nn.norm.fused_pair``), unless ``FUSE_NORM_ACTIVATION`` is off.
     """
 
     def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
@@ -29,8 +40,14 @@ class Sequential(Module):
                 self.add_module(str(index), module)
 
     def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            pair = _fused_pair(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
+            if pair is not None:  # a norm and the activation after it, as one op
+                x, i = pair(x), i + 2
+            else:
+                x, i = modules[i](x), i + 1
         return x
 
     def __len__(self) -> int:

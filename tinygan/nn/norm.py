@@ -10,6 +10,7 @@ Belongie 2017; StyleGAN).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from tinygan import functions as F
 from tinygan.autograd.tensor import Tensor
 from tinygan.backend import to_device
 from tinygan.functions.norm import adain, batch_norm, instance_norm, layer_norm, style_modulation
+from tinygan.nn.activation import LeakyReLU, ReLU
 from tinygan.nn.linear import Linear, check_features, check_input, check_param_match
 from tinygan.nn.module import Module, Parameter
 
@@ -116,6 +118,11 @@ class _BatchNorm(_NormBase):
     def forward(self, x: Tensor) -> Tensor:
         """Training: normalise with the batch's statistics and update the running ones in place;
         eval: normalise with the running statistics (batch ones if none are tracked)."""
+        return self._normalize(x)
+
+    def _normalize(
+        self, x: Tensor, activation: str | None = None, negative_slope: float = 0.01
+    ) -> Tensor:
         self._check(x)
         if self.training and x.size // x.shape[1] <= 1:
             raise ValueError(
@@ -126,7 +133,7 @@ class _BatchNorm(_NormBase):
         use_batch_stats = self.training or self.running_mean is None
         return batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, use_batch_stats,
-            momentum, self.eps,
+            momentum, self.eps, activation, negative_slope,
         )  # fmt: skip
 
 
@@ -164,14 +171,39 @@ class InstanceNorm2d(_NormBase):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        return self._normalize(x)
+
+    def _normalize(
+        self, x: Tensor, activation: str | None = None, negative_slope: float = 0.01
+    ) -> Tensor:
         self._check(x)
         if x.shape[2] * x.shape[3] <= 1 and (self.training or not self.track_running_stats):
             raise ValueError(f"InstanceNorm2d: needs more than 1 spatial element, got {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum  # no batch counting here
         return instance_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
-            self.training or not self.track_running_stats, momentum, self.eps,
+            self.training or not self.track_running_stats, momentum, self.eps, activation,
+            negative_slope,
         )  # fmt: skip
+
+
+def fused_pair(norm: Module, activation: Module) -> Callable[[Tensor], Tensor] | None:
+    """x ↦ activation(norm(x)) as one op, for a BatchNorm or InstanceNorm2d followed by ReLU
+    or LeakyReLU (0 ≤ slope ≤ 1): ``batch_norm(..., activation=...)``, which on the CPU
+    applies the activation inside the norm's passes and saves the activation's own
+    (nn.Sequential uses it). None where the pair does not fuse: other layers, subclasses with
+    their own forward, modules with forward pre-hooks (which must see the norm's output)."""
+    if type(activation) is ReLU:
+        act = ("relu", 0.0)
+    elif type(activation) is LeakyReLU and 0 <= activation.negative_slope <= 1:
+        act = ("leaky_relu", activation.negative_slope)
+    else:
+        return None
+    if type(norm).forward not in (_BatchNorm.forward, InstanceNorm2d.forward):
+        return None
+    if norm._forward_pre_hooks or activation._forward_pre_hooks:
+        return None
+    return lambda x: norm._normalize(x, *act)
 
 
 class LayerNorm(Module):

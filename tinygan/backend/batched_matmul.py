@@ -1,4 +1,4 @@
-"""A batch of small matrix products spread over the cores, one BLAS thread per product.
+"""A batch of matrix products spread over the cores, one BLAS thread per product.
 
 ``np.matmul`` on a stack of matrices calls OpenBLAS once per matrix, and OpenBLAS splits each
 call over all its threads. For the small products of a per-sample convolution (DCGAN's D1:
@@ -8,9 +8,12 @@ the batch is cut into one slice per thread instead, each slice multiplied on its
 with OpenBLAS set to one thread, so every product runs whole on one core: 2.2 ms (the 2-core
 VM of benchmarks/NOTES.md, item 30). The Winograd planes come here too (winograd._product):
 CycleGAN's 16 planes of 256×256 @ 256×256 at batch 1 ran 20 % faster this way in its step,
-DCGAN's α² = 9 planes 7 % faster (item 33). A batch that does not divide evenly, such as
-those 9 planes on 2 threads, gives each thread its share of whole products and one band of
-rows of each product left over (4 + 4 + half of the ninth each), so no thread waits.
+DCGAN's α² = 9 planes of up to 4096×256 @ 256×128 7 % faster (item 33): even a large
+product runs better whole on one core than split over two. A batch that does not divide
+evenly, such as those 9 planes on 2 threads, gives each thread its share of whole products
+and one band of rows of each product left over (4 + 4 + half of the ninth each), so no
+thread waits. Only a batch too small to repay the hand-off (``MIN_BATCH_MACS``) stays with
+``np.matmul``.
 
 OpenBLAS's thread count is process-wide: while a batch runs this way, a BLAS call from
 another thread of the process runs single-threaded too (its result is unchanged). The count

@@ -155,7 +155,12 @@ def test_conv_transpose2d_second_order(winograd_always, case):
 @pytest.mark.parametrize("band_rows", [1, 2, 3, None])
 @pytest.mark.parametrize(
     "x_shape, kernel, stride, padding",
-    [((3, 5, 14, 13), 4, 2, 1), ((2, 4, 11, 12), 3, 1, 1), ((1, 3, 9, 9), 4, 2, 0)],
+    [
+        ((3, 5, 14, 13), 4, 2, 1),
+        ((2, 4, 11, 12), 3, 1, 1),
+        ((1, 3, 9, 9), 4, 2, 0),
+        ((2, 21, 10, 9), 4, 2, 1),  # a block of 16 channels and 5 more in the band copies
+    ],
 )
 def test_any_band_height_gives_the_im2col_results(
     winograd_always, monkeypatch, band_rows, x_shape, kernel, stride, padding

@@ -97,20 +97,30 @@ def set_num_threads(n: int) -> None:
 @numba.njit(fastmath=True, cache=True)
 def _band_in(x, n, row0, col0, buf):  # noqa: ANN001, ANN202
     """buf[i, j, c] = x[n, c, row0 + i, col0 + j], 0 outside x: a band of one image moved
-    to channels-last, 16 channels at a time (their rows stay in L1 across the columns)."""
+    to channels-last, 16 channels at a time (their rows stay in L1 across the columns),
+    each block of 16 written through a view of constant length (1.6x faster than a loop
+    bounded by min(C, c0 + 16): benchmarks/NOTES.md, item 35). Only the border that x does
+    not reach is zeroed."""
     C, H, W = x.shape[1:]
     rows, cols = buf.shape[:2]
     i0, i1 = max(0, -row0), min(rows, H - row0)
     j0, j1 = max(0, -col0), min(cols, W - col0)
-    if i0 > 0 or i1 < rows or j0 > 0 or j1 < cols:
-        buf[:] = 0
+    buf[:i0] = 0
+    buf[max(i0, i1) :] = 0
+    full = C - C % _BLOCK  # channels in whole blocks
     for i in range(i0, i1):
+        buf[i, :j0] = 0
+        buf[i, max(j0, j1) :] = 0
         src = x[n, :, row0 + i, col0 + j0 : col0 + j1]  # (C, j1 - j0)
         dst = buf[i, j0:j1]  # (j1 - j0, C)
-        for c0 in range(0, C, _BLOCK):
+        for c0 in range(0, full, _BLOCK):
             for j in range(j1 - j0):
-                for c in range(c0, min(C, c0 + _BLOCK)):
-                    dst[j, c] = src[c, j]
+                block = dst[j, c0 : c0 + _BLOCK]
+                for c in range(_BLOCK):
+                    block[c] = src[c0 + c, j]
+        for j in range(j1 - j0):
+            for c in range(full, C):
+                dst[j, c] = src[c, j]
 
 
 @numba.njit(fastmath=True, cache=True)

@@ -57,9 +57,14 @@ def _run_out(row, a, z, slope, out):  # noqa: ANN001, ANN202
 
 
 @numba.njit(fastmath=True, inline="always")
+def _dl_dy(g, x, a, z, slope):  # noqa: ANN001, ANN202
+    """dL/dy from dL/dz = g: g where the pre-activation y = x·a + z is positive, else slope·g."""
+    return g if x * a + z > 0 else slope * g
+
+
+@numba.njit(fastmath=True, inline="always")
 def _run_sums(grow, xrow, mu, a, z, slope):  # noqa: ANN001, ANN202
-    """(Σg, Σg·(x − μ)) over the run, g = dL/dy from the given dL/dz: dL/dz where the
-    pre-activation y = x·a + z is positive, else slope·dL/dz."""
+    """(Σg, Σg·(x − μ)) over the run, g = dL/dy (``_dl_dy``) from the given dL/dz."""
     s, sx = 0.0, 0.0
     if slope == 1.0:
         for j in range(xrow.size):
@@ -67,7 +72,7 @@ def _run_sums(grow, xrow, mu, a, z, slope):  # noqa: ANN001, ANN202
             sx += grow[j] * (xrow[j] - mu)
     else:
         for j in range(xrow.size):
-            gj = grow[j] if xrow[j] * a + z > 0 else slope * grow[j]
+            gj = _dl_dy(grow[j], xrow[j], a, z, slope)
             s += gj
             sx += gj * (xrow[j] - mu)
     return s, sx
@@ -75,14 +80,13 @@ def _run_sums(grow, xrow, mu, a, z, slope):  # noqa: ANN001, ANN202
 
 @numba.njit(fastmath=True, inline="always")
 def _run_dx(grow, xrow, k1, k2, k0, a, z, slope, out):  # noqa: ANN001, ANN202
-    """out = k1·g − k2·x − k0, g = dL/dy as in ``_run_sums``."""
+    """out = k1·g − k2·x − k0, g = dL/dy (``_dl_dy``) from the given dL/dz."""
     if slope == 1.0:
         for j in range(xrow.size):
             out[j] = k1 * grow[j] - k2 * xrow[j] - k0
     else:
         for j in range(xrow.size):
-            gj = grow[j] if xrow[j] * a + z > 0 else slope * grow[j]
-            out[j] = k1 * gj - k2 * xrow[j] - k0
+            out[j] = k1 * _dl_dy(grow[j], xrow[j], a, z, slope) - k2 * xrow[j] - k0
 
 
 @numba.njit(**_JIT)

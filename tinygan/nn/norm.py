@@ -190,7 +190,7 @@ class InstanceNorm2d(_NormBase):
 def fused_pair(norm: Module, activation: Module) -> Callable[[Tensor], Tensor] | None:
     """x ↦ activation(norm(x)) as one op, for a BatchNorm or InstanceNorm2d followed by ReLU
     or LeakyReLU (0 ≤ slope ≤ 1): ``batch_norm(..., activation=...)``, which on the CPU
-    applies the activation inside the norm's passes and saves the activation's own
+    applies the activation inside the norm's passes instead of in passes of its own
     (nn.Sequential uses it). None where the pair does not fuse: other layers, subclasses with
     their own forward, modules with forward pre-hooks (which must see the norm's output)."""
     if type(activation) is ReLU:

@@ -238,8 +238,12 @@ def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
                 for rho in range(S):
                     for sigma in range(S):
                         p0 = ((t * S + rho) * S + sigma) * C
-                        for k in range(alpha * alpha):
-                            g[k] = planes[k, p0 : p0 + C]
+                        for k in range(alpha * alpha):  # a loop, not g[k] = planes[...]:
+                            # Numba's array-to-array slice assignment checks the two for
+                            # overlap on every call (the input adjoint ran 1.6x slower)
+                            src, row = planes[k, p0 : p0 + C], g[k]
+                            for c in range(C):
+                                row[c] = src[c]
                         for a in range(size):
                             for b in range(size):
                                 dst = buf[S * (tl * m + a) + rho, S * (tj * m + b) + sigma]

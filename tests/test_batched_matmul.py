@@ -214,3 +214,54 @@ def test_a_forked_child_gets_a_pool_of_its_own(any_size):
 def _product_in_child(a, b):
     with threadpool_limits(2, user_api="blas"):
         return bm.batched_matmul(a, b)
+
+
+# ---------------------------------------------------------------- on_cores
+
+
+@needs_openblas
+def test_on_cores_runs_each_share_once_on_its_own_core_with_one_blas_thread():
+    seen = []
+
+    def task(core, cores):
+        seen.append((core, cores, threading.get_ident(), OPENBLAS.get_num_threads()))
+
+    with threadpool_limits(2, user_api="blas"):
+        assert bm.on_cores(task)
+        assert OPENBLAS.get_num_threads() == 2  # restored
+    assert sorted(entry[:2] for entry in seen) == [(0, 2), (1, 2)]
+    threads = {core: thread for core, _, thread, _ in seen}
+    assert threads[0] == threading.get_ident() and threads[1] != threads[0]
+    assert [entry[3] for entry in seen] == [1, 1]  # one BLAS thread while the tasks ran
+
+
+@needs_openblas
+def test_on_cores_declines_without_two_threads_or_while_another_batch_runs(monkeypatch):
+    calls = []
+
+    def task(core, cores):
+        calls.append(core)
+
+    with threadpool_limits(1, user_api="blas"):
+        assert not bm.on_cores(task)
+    with threadpool_limits(2, user_api="blas"):
+        with bm._lock:  # a batch of another thread holds the cores
+            assert not bm.on_cores(task)
+        with monkeypatch.context() as off:
+            off.setattr(bm, "ENABLED", False)
+            assert not bm.on_cores(task)
+        assert OPENBLAS.get_num_threads() == 2
+    assert calls == []
+
+
+@needs_openblas
+def test_on_cores_passes_an_error_on_and_restores_the_threads():
+    def task(core, cores):
+        if core == 1:
+            raise RuntimeError(f"core {core} failed")
+
+    with threadpool_limits(2, user_api="blas"):
+        with pytest.raises(RuntimeError, match="core 1 failed"):
+            bm.on_cores(task)
+        assert OPENBLAS.get_num_threads() == 2
+        assert bm.on_cores(lambda core, cores: None)  # the lock was released

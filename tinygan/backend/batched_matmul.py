@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -70,17 +71,27 @@ def _numpy_openblas() -> Any:
     return _openblas
 
 
-def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
-    """out = a @ b in ``parts`` shares, all but the first on the pool: share i is N // parts
-    whole products, then band i of the rows of each of the N % parts products left over
-    (with fewer than 2 rows a band, leftover product i whole). Every band is a matrix
-    product of OpenBLAS's, so the sums are np.matmul's exactly."""
+def _run_shares(share: Callable[[int], None], parts: int) -> None:
+    """share(0) on the calling thread and share(1..parts-1) on the pool, all at once."""
     global _pool, _pool_size
     if _pool_size < parts - 1:
         if _pool is not None:
             _pool.shutdown(wait=False)
         _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="tinygan-matmul")
         _pool_size = parts - 1
+    futures = [_pool.submit(share, i) for i in range(1, parts)]
+    try:
+        share(0)
+    finally:
+        for future in futures:
+            future.result()
+
+
+def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
+    """out = a @ b in ``parts`` shares, all but the first on the pool: share i is N // parts
+    whole products, then band i of the rows of each of the N % parts products left over
+    (with fewer than 2 rows a band, leftover product i whole). Every band is a matrix
+    product of OpenBLAS's, so the sums are np.matmul's exactly."""
     N, M = out.shape[:2]
     whole = N // parts
     rest = slice(parts * whole, N)
@@ -102,10 +113,31 @@ def _split(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: int) -> None:
         elif rest.start + i < N:  # bands of one row would be vector products, summed
             product(slice(rest.start + i, rest.start + i + 1), slice(None))  # another way
 
-    futures = [_pool.submit(share, i) for i in range(1, parts)]
-    share(0)
-    for future in futures:
-        future.result()
+    _run_shares(share, parts)
+
+
+def on_cores(task: Callable[[int, int], None]) -> bool:
+    """Run task(i, parts) for i < parts at once, one call per core, with OpenBLAS at one
+    thread, where OpenBLAS has ``parts`` >= 2 threads; task(0, parts) runs on the calling
+    thread. The tasks' GEMMs and GIL-free kernels then run side by side (winograd.py runs
+    each core's images through the whole transform-product-transform chain this way).
+    Returns False, having run nothing, where it cannot: no OpenBLAS that threadpoolctl can
+    reach, one thread, or another batch or task already running this way."""
+    openblas = _numpy_openblas()
+    if not ENABLED or not openblas or not _lock.acquire(blocking=False):
+        return False
+    try:
+        threads = openblas.get_num_threads()
+        if threads < 2:
+            return False
+        openblas.set_num_threads(1)
+        try:
+            _run_shares(lambda i: task(i, threads), threads)
+        finally:
+            openblas.set_num_threads(threads)
+        return True
+    finally:
+        _lock.release()
 
 
 def batched_matmul(a: Any, b: Any, out: Any = None) -> Any:

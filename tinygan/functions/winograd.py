@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend.batched_matmul import batched_matmul
+from tinygan.backend.batched_matmul import batched_matmul, on_cores
 
 Pair = tuple[int, int]
 
@@ -123,7 +123,15 @@ CHUNKS_PER_THREAD = 4
 
 
 def _band(
-    variant: Variant, N: int, C: int, th: int, tw: int, S: int, itemsize: int, halo: int
+    variant: Variant,
+    N: int,
+    C: int,
+    th: int,
+    tw: int,
+    S: int,
+    itemsize: int,
+    halo: int,
+    serial: bool = False,
 ) -> int:
     """Tile rows per band of an image of ``th`` × ``tw`` tiles and C channels: its band
     buffer holds S·m rows per tile row (plus S·halo), each S·(tw·m + halo) wide."""
@@ -132,14 +140,16 @@ def _band(
     m = variant.m
     row_bytes = S * m * S * (tw * m + halo) * C * itemsize
     fits = max(1, BAND_BYTES // row_bytes)
-    bands = max(-(-th // fits), -(-CHUNKS_PER_THREAD * numba.get_num_threads() // N))
+    threads = 1 if serial else numba.get_num_threads()
+    bands = max(-(-th // fits), -(-CHUNKS_PER_THREAD * threads // N))
     return -(-th // min(th, bands))  # bands of equal height, the last one perhaps shorter
 
 
-def _kernels(variant: Variant, dtype: np.dtype, S: int) -> dict:  # noqa: N803
-    from tinygan.functions.winograd_kernels import kernels
+def _kernels(variant: Variant, dtype: np.dtype, S: int, serial: bool = False) -> dict:  # noqa: N803
+    from tinygan.functions import winograd_kernels
 
-    return kernels(variant.name, np.dtype(dtype).name, S)
+    get = winograd_kernels.serial_kernels if serial else winograd_kernels.kernels
+    return get(variant.name, np.dtype(dtype).name, S)
 
 
 def _planes(count: int, rows: int, cols: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -155,11 +165,12 @@ def _planes(count: int, rows: int, cols: int, dtype: Any) -> tuple[np.ndarray, n
     return buffer, buffer[:, :size].reshape(count, rows, cols)
 
 
-def _product(A: Any, B: Any) -> np.ndarray:  # noqa: N803
+def _product(A: Any, B: Any, serial: bool = False) -> np.ndarray:  # noqa: N803
     """The α² GEMMs A[k] @ B[k], in the buffer of _planes that the kernels take, each on
-    one core where the planes are many enough (backend/batched_matmul.py)."""
+    one core where the planes are many enough (backend/batched_matmul.py), or all on this
+    thread's core (``serial``)."""
     buffer, out = _planes(A.shape[0], A.shape[1], B.shape[2], A.dtype)
-    batched_matmul(A, B, out=out)
+    (np.matmul if serial else batched_matmul)(A, B, out=out)
     return buffer
 
 
@@ -171,63 +182,161 @@ def _filter(variant: Variant, w: Any, S: int) -> np.ndarray:
     return U
 
 
-def _input(variant: Variant, x: Any, S: int, pad: int, th: int, tw: int) -> np.ndarray:
+# The transforms below take ``serial``: run on the calling thread's core alone (the serial
+# kernels, one BLAS thread), as each core does in the per-core chains further down.
+
+
+def _input(
+    variant: Variant, x: Any, S: int, pad: int, th: int, tw: int, serial: bool = False
+) -> np.ndarray:
     """V = Bᵀ d B for every tile of the phase images of x: (α², T, C·S²)."""
     N, C = x.shape[:2]
     a, m = variant.alpha, variant.m
     buffer, V = _planes(a * a, N * th * tw, C * S * S, x.dtype)
-    nb = _band(variant, N, C, th, tw, S, x.itemsize, a - m)
-    kernel = _kernels(variant, x.dtype, S)["input_transform"]
+    nb = _band(variant, N, C, th, tw, S, x.itemsize, a - m, serial)
+    kernel = _kernels(variant, x.dtype, S, serial)["input_transform"]
     kernel(np.ascontiguousarray(x), pad, th, tw, nb, buffer)
     return V
 
 
-def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int) -> np.ndarray:
+def _output_adjoint(variant: Variant, gy: Any, th: int, tw: int, serial: bool = False) -> Any:
     """A gy Aᵀ for every output tile (gy taken as 0 beyond its edge): (α², T, OC)."""
     N, OC = gy.shape[:2]
     buffer, dM = _planes(variant.alpha**2, N * th * tw, OC, gy.dtype)
-    nb = _band(variant, N, OC, th, tw, 1, gy.itemsize, 0)
-    kernel = _kernels(variant, gy.dtype, 1)["output_adjoint"]
+    nb = _band(variant, N, OC, th, tw, 1, gy.itemsize, 0, serial)
+    kernel = _kernels(variant, gy.dtype, 1, serial)["output_adjoint"]
     kernel(np.ascontiguousarray(gy), 0, th, tw, nb, buffer)
     return dM
 
 
-def _outputs(variant: Variant, U: Any, V: Any, th: int, tw: int, shape: tuple) -> Any:
-    """y = Aᵀ (V @ Uᵀ) A per tile, cropped to ``shape`` (N, OC, OH, OW)."""
-    M = _product(V, U.transpose(0, 2, 1))
-    N, OC = shape[:2]
-    y = np.empty(shape, dtype=V.dtype)
-    nb = _band(variant, N, OC, th, tw, 1, y.itemsize, 0)
-    kernel = _kernels(variant, V.dtype, 1)["output_transform"]
-    kernel(M, 0, th, tw, nb, y)
+def _outputs(
+    variant: Variant, U: Any, V: Any, th: int, tw: int, y: Any, serial: bool = False
+) -> Any:
+    """y = Aᵀ (V @ Uᵀ) A per tile, cropped to y's (N, OC, OH, OW), written into y."""
+    M = _product(V, U.transpose(0, 2, 1), serial)
+    N, OC = y.shape[:2]
+    nb = _band(variant, N, OC, th, tw, 1, y.itemsize, 0, serial)
+    _kernels(variant, V.dtype, 1, serial)["output_transform"](M, 0, th, tw, nb, y)
     return y
 
 
-def _inputs(variant: Variant, U: Any, dM: Any, S: int, pad: int, th: int, tw: int, shape: tuple):
-    """x = Σ_tiles B (dM @ U) Bᵀ on the phase images of an x of ``shape``."""
-    dV = _product(dM, U)
-    N, C = shape[:2]
-    x = np.empty(shape, dtype=dM.dtype)
-    nb = _band(variant, N, C, th, tw, S, x.itemsize, variant.alpha - variant.m)
-    kernel = _kernels(variant, dM.dtype, S)["input_adjoint"]
-    kernel(dV, pad, th, tw, nb, x)
+def _inputs(
+    variant: Variant,
+    U: Any,
+    dM: Any,
+    S: int,
+    pad: int,
+    th: int,
+    tw: int,
+    x: Any,
+    serial: bool = False,
+) -> Any:
+    """x = Σ_tiles B (dM @ U) Bᵀ on the phase images of x, written into x."""
+    dV = _product(dM, U, serial)
+    N, C = x.shape[:2]
+    nb = _band(variant, N, C, th, tw, S, x.itemsize, variant.alpha - variant.m, serial)
+    _kernels(variant, dM.dtype, S, serial)["input_adjoint"](dV, pad, th, tw, nb, x)
     return x
 
 
-def _weights(variant: Variant, dM: Any, V: Any, S: int, shape: tuple) -> Any:
-    """dW = Gᵀ (dMᵀ @ V) G, scattered from phase kernels onto a weight of ``shape``."""
-    dU = _product(dM.transpose(0, 2, 1), V)
-    dw = np.empty(shape, dtype=V.dtype)
-    _kernels(variant, V.dtype, S)["filter_adjoint"](dU, dw)
+def _weights(variant: Variant, dU: Any, S: int, shape: tuple) -> Any:
+    """dW = Gᵀ dU G, scattered from phase kernels onto a weight of ``shape``; dU = dMᵀ @ V
+    from _weight_planes."""
+    dw = np.empty(shape, dtype=dU.dtype)
+    _kernels(variant, dU.dtype, S)["filter_adjoint"](dU, dw)
     return dw
+
+
+def _weight_planes(dM: Any, V: Any, serial: bool = False) -> np.ndarray:
+    """dU = dMᵀ @ V per point: (α², OC, C·S²) in a planes buffer."""
+    return _product(dM.transpose(0, 2, 1), V, serial)
+
+
+# ---------------------------------------------------------------- per-core chains
+#
+# Where a layer's planes dwarf its weights (DCGAN's 32×32 layers: 38 MB of V for 1.2 MB of
+# U), the batch's planes go out to memory between each transform and its GEMMs and come
+# back: the input adjoint on D2's shape took 2.6 ms on planes still in cache and 3.8-4.1 on
+# planes just written by the GEMMs. Each core instead runs the whole chain (transform, α²
+# products, transform back) on a few images at a time, the serial kernels and one BLAS
+# thread per core, so that a chunk's planes are read back from cache. The weight gradient
+# Σ_t dMᵀ V is summed per core over its chunks, then over the cores. D2 and G4 forward +
+# backward 0.96x the time of the batch-wide path, the DCGAN step 0.985x and 30 MB less at
+# its peak (benchmarks/NOTES.md, item 36). Elsewhere (small maps with many channels: U would
+# be read again for every chunk, D3 and G3 ran 1.1x slower) and on one core, the batch goes
+# through each step whole, every kernel and GEMM on all threads.
+
+CHAIN_BYTES = 8 * 2**20  # the planes (both sides) of one chunk of images
+MIN_PLANES_PER_WEIGHT = 16  # the batch's planes against U, for the chains to pay
+
+
+def chain_images(
+    variant: Variant, N: int, th: int, tw: int, OC: int, CP: int, itemsize: int
+) -> int | None:
+    """Images per chunk of the per-core chains for a batch of N images of th × tw tiles with
+    OC output and CP input plane channels, or None where the chains do not pay: a batch of
+    one, or planes less than ``MIN_PLANES_PER_WEIGHT`` times the weights' U."""
+    if N < 2 or N * th * tw * (OC + CP) < MIN_PLANES_PER_WEIGHT * OC * CP:
+        return None
+    return max(1, CHAIN_BYTES // (variant.alpha**2 * th * tw * (OC + CP) * itemsize))
+
+
+def _on_cores(variant: Variant, x: Any, th: int, tw: int, channels: tuple, chain: Any) -> bool:
+    """chain(core, n0, n1) for chunks [n0, n1) of each core's share of the batch of x (th ×
+    tw tiles an image, ``channels`` = (OC, C·S²) of the planes), one chunk after another
+    (backend/batched_matmul.on_cores). False, having run nothing, where the chains do not
+    pay (``chain_images``) or the cores cannot be had."""
+    N = x.shape[0]
+    images = chain_images(variant, N, th, tw, *channels, x.itemsize)
+    if images is None:
+        return False
+
+    def task(core: int, cores: int) -> None:
+        first, last = N * core // cores, N * (core + 1) // cores
+        for n0 in range(first, last, images):
+            chain(core, n0, min(last, n0 + images))
+
+    return on_cores(task)
+
+
+class _WeightSums:
+    """Σ_t dMᵀ @ V over the chunks of images: a running sum per core, added up at the end."""
+
+    def __init__(self) -> None:
+        self.sums: dict[int, np.ndarray] = {}
+        self.size = 0  # of each matrix: the planes' spacing beyond it is never read
+
+    def add(self, core: int, dM: Any, V: Any) -> None:
+        dU = _weight_planes(dM, V, serial=True)
+        self.size = dM.shape[2] * V.shape[2]
+        if core in self.sums:
+            self.sums[core][:, : self.size] += dU[:, : self.size]
+        else:
+            self.sums[core] = dU
+
+    def total(self) -> np.ndarray:
+        """The sum, in the order of the cores (the same rounding in every run)."""
+        first, *rest = sorted(self.sums)
+        total = self.sums[first]
+        for core in rest:
+            total[:, : self.size] += self.sums[core][:, : self.size]
+        return total
 
 
 def conv2d(x: Any, w: Any, variant: Variant, stride: Pair, padding: Pair, out_size: Pair) -> Any:
     """y = conv2d(x, w): M = V @ Uᵀ per point, then y = Aᵀ M A per tile."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, out_size)
-    V = _input(variant, x, S, pad, th, tw)
-    return _outputs(variant, _filter(variant, w, S), V, th, tw, (x.shape[0], w.shape[0], *out_size))
+    U = _filter(variant, w, S)
+    y = np.empty((x.shape[0], w.shape[0], *out_size), dtype=x.dtype)
+
+    def chain(core: int, n0: int, n1: int) -> None:
+        V = _input(variant, x[n0:n1], S, pad, th, tw, serial=True)
+        _outputs(variant, U, V, th, tw, y[n0:n1], serial=True)
+
+    if not _on_cores(variant, x, th, tw, U.shape[1:], chain):
+        _outputs(variant, U, _input(variant, x, S, pad, th, tw), th, tw, y)
+    return y
 
 
 def conv_transpose2d(
@@ -237,9 +346,16 @@ def conv_transpose2d(
     y = Σ_tiles B [(A x Aᵀ) @ U] Bᵀ on the phase images of y."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, x.shape[2:])
-    dM = _output_adjoint(variant, x, th, tw)
     U = _filter(variant, w, S)
-    return _inputs(variant, U, dM, S, pad, th, tw, (x.shape[0], w.shape[1], *out_size))
+    y = np.empty((x.shape[0], w.shape[1], *out_size), dtype=x.dtype)
+
+    def chain(core: int, n0: int, n1: int) -> None:
+        dM = _output_adjoint(variant, x[n0:n1], th, tw, serial=True)
+        _inputs(variant, U, dM, S, pad, th, tw, y[n0:n1], serial=True)
+
+    if not _on_cores(variant, x, th, tw, U.shape[1:], chain):
+        _inputs(variant, U, _output_adjoint(variant, x, th, tw), S, pad, th, tw, y)
+    return y
 
 
 def weight_grad(
@@ -248,9 +364,19 @@ def weight_grad(
     """dL/dW of y = conv2d(x, W) given gy: dU = (A gy Aᵀ)ᵀ @ V per point, dW = Gᵀ dU G."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, gy.shape[2:])
-    V = _input(variant, x, S, pad, th, tw)
-    dM = _output_adjoint(variant, gy, th, tw)
-    return _weights(variant, dM, V, S, (gy.shape[1], x.shape[1], *kernel))
+    sums = _WeightSums()
+
+    def chain(core: int, n0: int, n1: int) -> None:
+        V = _input(variant, x[n0:n1], S, pad, th, tw, serial=True)
+        dM = _output_adjoint(variant, gy[n0:n1], th, tw, serial=True)
+        sums.add(core, dM, V)
+
+    if _on_cores(variant, x, th, tw, (gy.shape[1], x.shape[1] * S * S), chain):
+        dU = sums.total()
+    else:
+        V = _input(variant, x, S, pad, th, tw)
+        dU = _weight_planes(_output_adjoint(variant, gy, th, tw), V)
+    return _weights(variant, dU, S, (gy.shape[1], x.shape[1], *kernel))
 
 
 def conv2d_backward(
@@ -259,10 +385,23 @@ def conv2d_backward(
     """(dx, dW) of y = conv2d(x, w) at first order, transforming gy once for both."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, gy.shape[2:])
-    dM = _output_adjoint(variant, gy, th, tw)
-    gx = _inputs(variant, _filter(variant, w, S), dM, S, pad, th, tw, x.shape)
-    gw = _weights(variant, dM, _input(variant, x, S, pad, th, tw), S, w.shape)
-    return gx, gw
+    U = _filter(variant, w, S)
+    gx = np.empty(x.shape, dtype=gy.dtype)
+    sums = _WeightSums()
+
+    def chain(core: int, n0: int, n1: int) -> None:
+        dM = _output_adjoint(variant, gy[n0:n1], th, tw, serial=True)
+        _inputs(variant, U, dM, S, pad, th, tw, gx[n0:n1], serial=True)
+        V = _input(variant, x[n0:n1], S, pad, th, tw, serial=True)
+        sums.add(core, dM, V)
+
+    if _on_cores(variant, x, th, tw, U.shape[1:], chain):
+        dU = sums.total()
+    else:
+        dM = _output_adjoint(variant, gy, th, tw)
+        _inputs(variant, U, dM, S, pad, th, tw, gx)
+        dU = _weight_planes(dM, _input(variant, x, S, pad, th, tw))
+    return gx, _weights(variant, dU, S, w.shape)
 
 
 def conv_transpose2d_backward(
@@ -272,7 +411,20 @@ def conv_transpose2d_backward(
     weight_grad(gy, x) share the transform of gy, the layer's largest array."""
     S, pad = stride[0], padding[0]
     th, tw = _tiles(variant, x.shape[2:])
-    V = _input(variant, gy, S, pad, th, tw)
-    gx = _outputs(variant, _filter(variant, w, S), V, th, tw, x.shape)
-    gw = _weights(variant, _output_adjoint(variant, x, th, tw), V, S, w.shape)
-    return gx, gw
+    U = _filter(variant, w, S)
+    gx = np.empty(x.shape, dtype=gy.dtype)
+    sums = _WeightSums()
+
+    def chain(core: int, n0: int, n1: int) -> None:
+        V = _input(variant, gy[n0:n1], S, pad, th, tw, serial=True)
+        _outputs(variant, U, V, th, tw, gx[n0:n1], serial=True)
+        dM = _output_adjoint(variant, x[n0:n1], th, tw, serial=True)
+        sums.add(core, dM, V)
+
+    if _on_cores(variant, x, th, tw, U.shape[1:], chain):
+        dU = sums.total()
+    else:
+        V = _input(variant, gy, S, pad, th, tw)
+        _outputs(variant, U, V, th, tw, gx)
+        dU = _weight_planes(_output_adjoint(variant, x, th, tw), V)
+    return gx, _weights(variant, dU, S, w.shape)

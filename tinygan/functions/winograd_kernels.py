@@ -24,7 +24,9 @@ transposed where they need to, at no cost (winograd.py).
 Work is split into chunks of ``nb`` tile rows of one image (a band); the chunks run in
 parallel (``prange``). Input tiles overlap their neighbours by α − m phase rows, so the
 input adjoint, which adds tiles back onto x, runs the even bands before the odd ones: bands
-of one parity never share a row.
+of one parity never share a row. The four image-side transforms also come as serial loops
+that release the GIL (``serial_kernels``), for winograd.py's per-core chains, where each
+core transforms its own images.
 
 Index conventions, shared with winograd.py:
 
@@ -47,6 +49,7 @@ import numpy as np
 from numba import prange
 
 _JIT = {"parallel": True, "fastmath": True, "cache": True}
+_SERIAL = {"nogil": True, "fastmath": True, "cache": True}
 _BLOCK = 16  # channels per block of the transposing copies: one cache line of float32
 
 
@@ -157,11 +160,28 @@ def _band_out(buf, n, row0, col0, lo, hi, add_below, add_from, out):  # noqa: AN
 
 @cache
 def kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
-    """The six compiled transforms of the named Winograd variant for one dtype and stride."""
+    """The six compiled transforms of the named Winograd variant for one dtype and stride,
+    each a parallel loop over Numba's threads."""
+    from tinygan.functions.winograd import VARIANTS
+
+    G = VARIANTS[name].G.astype(dtype)
+    compiled = {**_sides(name, dtype, S)[0], **_filters(G, S)}
+    return {name: one_at_a_time(kernel) for name, kernel in compiled.items()}
+
+
+def serial_kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
+    """The four image-side transforms of ``kernels`` as serial loops that release the GIL:
+    several Python threads run them at once, each on its own images."""
+    return _sides(name, dtype, S)[1]
+
+
+@cache
+def _sides(name: str, dtype: str, S: int) -> tuple[dict, dict]:  # noqa: N803
+    """The input side's and the output side's two directions, (parallel, serial)."""
     from tinygan.functions.winograd import VARIANTS
 
     v = VARIANTS[name]
-    BT, G, AT = (matrix.astype(dtype) for matrix in (v.BT, v.G, v.AT))
+    BT, AT = v.BT.astype(dtype), v.AT.astype(dtype)
     key = f"{name}/{dtype}/S={S}"
     # The input side's tiles are α×α on the stride-phase grid, L = Bᵀ; the output side's are
     # m×m at stride 1, L = Aᵀᵀ (y_tile = Aᵀ·M·A is Lᵀ·M·L).
@@ -169,14 +189,16 @@ def kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
     output_adjoint, output_transform = _directions(
         np.ascontiguousarray(AT.T), v.m, 1, f"{key}/output"
     )
-    compiled = {
-        "input_transform": input_transform,
-        "input_adjoint": input_adjoint,
-        "output_transform": output_transform,
-        "output_adjoint": output_adjoint,
-        **_filters(G, S),
-    }
-    return {name: one_at_a_time(kernel) for name, kernel in compiled.items()}
+    parallel, serial = (
+        {
+            "input_transform": input_transform[way],
+            "input_adjoint": input_adjoint[way],
+            "output_transform": output_transform[way],
+            "output_adjoint": output_adjoint[way],
+        }
+        for way in (0, 1)
+    )
+    return parallel, serial
 
 
 def _helper(function: Callable, key: str) -> Any:
@@ -204,6 +226,7 @@ def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
     column S·(tj·m + b) + σ for each stride phase (ρ, σ); its planes hold channel c of phase
     (ρ, σ) at ((t·S + ρ)·S + σ)·C + c. Tiles overlap by ``halo`` = size − m positions (input
     side), so scatter adds them up and writes the image's even bands before the odd ones.
+    Returns (gather, scatter), each as (parallel, serial) compiled forms (``_both_ways``).
     """
     alpha, size = L.shape
     halo = size - m
@@ -260,43 +283,57 @@ def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
     gather_tiles = _helper(gather_tiles, key)
     scatter_tiles = _helper(scatter_tiles, key)
 
-    @numba.njit(**_JIT)
-    def gather(image, pad, th, tw, nb, planes):
-        N, C = image.shape[:2]
-        bands = -(-th // nb)
-        for chunk in prange(N * bands):
-            n, ti0 = chunk // bands, chunk % bands * nb
-            ti1 = min(th, ti0 + nb)
-            buf = np.empty((S * ((ti1 - ti0) * m + halo), S * (tw * m + halo), C), image.dtype)
-            _band_in(image, n, S * ti0 * m - pad, -pad, buf)
-            gather_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, planes)
-
-    @numba.njit(**_JIT)
-    def scatter(planes, pad, th, tw, nb, image):
-        N, C, H = image.shape[:3]
-        bands = -(-th // nb)
-        step = S * nb * m  # rows from one band's first row to the next one's
-        for parity in range(passes):
-            for chunk in prange(N * bands):
-                n, band = chunk // bands, chunk % bands
-                if band % passes != parity:
-                    continue
-                ti0 = band * nb
+    def define_gather(loop):  # noqa: ANN001, ANN202
+        def gather(image, pad, th, tw, nb, planes):
+            N, C = image.shape[:2]
+            bands = -(-th // nb)
+            for chunk in loop(N * bands):
+                n, ti0 = chunk // bands, chunk % bands * nb
                 ti1 = min(th, ti0 + nb)
-                rows = S * ((ti1 - ti0) * m + halo)
-                buf = np.empty((rows, S * (tw * m + halo), C), image.dtype)
-                if halo:  # overlapping tiles are added up
-                    buf[:] = 0
-                scatter_tiles(planes, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
-                # the band's rows (the last one's down to H); odd bands add onto the rows
-                # they share with their even neighbours, which wrote them first
-                row0, last = band * step - pad, band == bands - 1
-                hi = H if last else min(H, row0 + rows)
-                add_below = row0 + S * halo if parity == 1 else -1
-                add_from = row0 + step if parity == 1 and not last else H
-                _band_out(buf, n, row0, -pad, max(0, row0), hi, add_below, add_from, image)
+                rows, cols = S * ((ti1 - ti0) * m + halo), S * (tw * m + halo)
+                buf = np.empty((rows, cols, C), image.dtype)
+                _band_in(image, n, S * ti0 * m - pad, -pad, buf)
+                gather_tiles(buf, (n * th + ti0) * tw, ti1 - ti0, tw, planes)
 
-    return gather, scatter
+        return gather
+
+    def define_scatter(loop):  # noqa: ANN001, ANN202
+        def scatter(planes, pad, th, tw, nb, image):
+            N, C, H = image.shape[:3]
+            bands = -(-th // nb)
+            step = S * nb * m  # rows from one band's first row to the next one's
+            for parity in range(passes):
+                for chunk in loop(N * bands):
+                    n, band = chunk // bands, chunk % bands
+                    if band % passes != parity:
+                        continue
+                    ti0 = band * nb
+                    ti1 = min(th, ti0 + nb)
+                    rows = S * ((ti1 - ti0) * m + halo)
+                    buf = np.empty((rows, S * (tw * m + halo), C), image.dtype)
+                    if halo:  # overlapping tiles are added up
+                        buf[:] = 0
+                    scatter_tiles(planes, (n * th + ti0) * tw, ti1 - ti0, tw, buf)
+                    # the band's rows (the last one's down to H); odd bands add onto the
+                    # rows they share with their even neighbours, which wrote them first
+                    row0, last = band * step - pad, band == bands - 1
+                    hi = H if last else min(H, row0 + rows)
+                    add_below = row0 + S * halo if parity == 1 else -1
+                    add_from = row0 + step if parity == 1 and not last else H
+                    _band_out(buf, n, row0, -pad, max(0, row0), hi, add_below, add_from, image)
+
+        return scatter
+
+    return _both_ways(define_gather), _both_ways(define_scatter)
+
+
+def _both_ways(define: Callable) -> tuple[Callable, Callable]:
+    """The kernel ``define(loop)`` compiled twice: its outer loop a ``prange`` over Numba's
+    threads, and a plain ``range`` that runs on the calling thread without holding the GIL
+    (for winograd.py's per-core chains, where each core runs its own images). The loop is a
+    closure variable, so the two forms have their own keys in Numba's disk cache (a
+    compilation option alone would not tell them apart there)."""
+    return numba.njit(**_JIT)(define(prange)), numba.njit(**_SERIAL)(define(range))
 
 
 def _filters(G: np.ndarray, S: int) -> dict:  # noqa: N803

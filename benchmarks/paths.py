@@ -11,8 +11,9 @@ and activations (activation_kernels.py), the im2col products' layout rule
 their per-sample form (conv._per_sample; "off" runs every product over the whole batch), the
 compiled im2col/col2im (im2col_kernels.py; "off": NumPy's strided copy and adds), Adam's
 one-pass update (optim/adam_kernels.py; "off": adam.py's array passes), the per-sample
-products one core each (backend/batched_matmul.py; "off": one np.matmul) and a norm layer
-with the activation after it as one op (nn.Sequential; "off": the two layers one by one).
+products one core each (backend/batched_matmul.py; "off": one np.matmul), a norm layer
+with the activation after it as one op (nn.Sequential; "off": the two layers one by one) and
+the Winograd layers' per-core chains (winograd.py; "off": each step over the whole batch).
 This is where benchmarks/NOTES.md's per-path figures come from; a rewrite that cannot be
 switched off is measured between two checkouts by ``benchmarks.ab``.
 """
@@ -65,6 +66,8 @@ def _switched_off(path: str) -> Iterator[None]:
         "one core per product": (batched_matmul, "ENABLED", False),
         # off: nn.Sequential runs the norm layer and the activation after it one by one
         "norm + activation": (container, "FUSE_NORM_ACTIVATION", False),
+        # off: the Winograd layers' planes of the whole batch, each step on all threads
+        "per-core chains": (winograd, "CHAINS", False),
     }[path]
     saved = getattr(module, name)
     setattr(module, name, off)
@@ -170,6 +173,14 @@ CASES = {
     "DCGAN D2 conv 64->128 32->16 fwd+bwd": (
         "winograd",
         lambda: _conv_step((64, 64, 32, 32), (128, 64, 4, 4), stride=2, padding=1),
+    ),
+    "DCGAN D2 conv 64->128 32->16 fwd+bwd (chains)": (
+        "per-core chains",
+        lambda: _conv_step((64, 64, 32, 32), (128, 64, 4, 4), stride=2, padding=1),
+    ),
+    "DCGAN G4 convT 128->64 16->32 fwd+bwd (chains)": (
+        "per-core chains",
+        lambda: _conv_step((64, 128, 16, 16), (128, 64, 4, 4), True, stride=2, padding=1),
     ),
     "DCGAN G3 convT 256->128 8->16 fwd+bwd": (
         "winograd",

@@ -256,7 +256,7 @@ def test_per_core_chains_give_the_im2col_results(
                 np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
 
 
-def test_which_batches_take_the_per_core_chains():
+def test_which_batches_take_the_per_core_chains(monkeypatch):
     """The chains where the batch's planes outweigh U 16 times or more: DCGAN's D2 and G4
     (64 images of 8×8 tiles, 128 + 256 plane channels), not D3/G3 or D4/G2 (fewer tiles,
     more channels), nor a batch of one; chunks of CHAIN_BYTES of planes (both sides)."""
@@ -268,6 +268,8 @@ def test_which_batches_take_the_per_core_chains():
     assert winograd.chain_images(v, 64, 2, 2, 512, 1024, 4) is None  # D4 / G2
     assert winograd.chain_images(v, 1, 64, 64, 16, 16, 4) is None  # one image
     assert winograd.chain_images(v, 4, 64, 64, 32, 32, 4) == 1  # an image over CHAIN_BYTES
+    monkeypatch.setattr(winograd, "CHAINS", False)
+    assert winograd.chain_images(v, 64, 8, 8, 128, 256, 4) is None  # switched off
 
 
 # DCGAN's D2 and G3 (4×4, stride 2, padding 1) and a CycleGAN residual conv (3×3 after

@@ -124,7 +124,7 @@ def on_cores(task: Callable[[int, int], None]) -> bool:
     Returns False, having run nothing, where it cannot: no OpenBLAS that threadpoolctl can
     reach, one thread, or another batch or task already running this way."""
     openblas = _numpy_openblas()
-    if not ENABLED or not openblas or not _lock.acquire(blocking=False):
+    if not openblas or not _lock.acquire(blocking=False):
         return False
     try:
         threads = openblas.get_num_threads()

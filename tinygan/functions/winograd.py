@@ -266,6 +266,7 @@ def _weight_planes(dM: Any, V: Any, serial: bool = False) -> np.ndarray:
 # be read again for every chunk, D3 and G3 ran 1.1x slower) and on one core, the batch goes
 # through each step whole, every kernel and GEMM on all threads.
 
+CHAINS = True  # benchmarks.paths and the tests turn the chains off with this
 CHAIN_BYTES = 8 * 2**20  # the planes (both sides) of one chunk of images
 MIN_PLANES_PER_WEIGHT = 16  # the batch's planes against U, for the chains to pay
 
@@ -274,9 +275,9 @@ def chain_images(
     variant: Variant, N: int, th: int, tw: int, OC: int, CP: int, itemsize: int
 ) -> int | None:
     """Images per chunk of the per-core chains for a batch of N images of th × tw tiles with
-    OC output and CP input plane channels, or None where the chains do not pay: a batch of
-    one, or planes less than ``MIN_PLANES_PER_WEIGHT`` times the weights' U."""
-    if N < 2 or N * th * tw * (OC + CP) < MIN_PLANES_PER_WEIGHT * OC * CP:
+    OC output and CP input plane channels, or None where the chains do not pay (a batch of
+    one, or planes less than ``MIN_PLANES_PER_WEIGHT`` times the weights' U) or are off."""
+    if not CHAINS or N < 2 or N * th * tw * (OC + CP) < MIN_PLANES_PER_WEIGHT * OC * CP:
         return None
     return max(1, CHAIN_BYTES // (variant.alpha**2 * th * tw * (OC + CP) * itemsize))
 

@@ -28,6 +28,7 @@ SWITCHES = {
     "fused adam": (adam_kernels, "usable"),
     "one core per product": (batched_matmul, "ENABLED"),
     "norm + activation": (container, "FUSE_NORM_ACTIVATION"),
+    "per-core chains": (winograd, "CHAINS"),
 }
 
 

@@ -262,7 +262,7 @@ def _weight_planes(dM: Any, V: Any, serial: bool = False) -> np.ndarray:
 # thread per core, so that a chunk's planes are read back from cache. The weight gradient
 # Σ_t dMᵀ V is summed per core over its chunks, then over the cores. D2 and G4 forward +
 # backward 0.96x the time of the batch-wide path, the DCGAN step 0.985x and 30 MB less at
-# its peak (benchmarks/NOTES.md, item 36). Elsewhere (small maps with many channels: U would
+# its peak (benchmarks/NOTES.md, item 38). Elsewhere (small maps with many channels: U would
 # be read again for every chunk, D3 and G3 ran 1.1x slower) and on one core, the batch goes
 # through each step whole, every kernel and GEMM on all threads.
 

@@ -263,7 +263,8 @@ def _directions(L: np.ndarray, m: int, S: int, key: str) -> tuple:  # noqa: N803
                         p0 = ((t * S + rho) * S + sigma) * C
                         for k in range(alpha * alpha):  # a loop, not g[k] = planes[...]:
                             # Numba's array-to-array slice assignment checks the two for
-                            # overlap on every call (the input adjoint ran 1.6x slower)
+                            # overlap on every call (the input adjoint ran 1.6x slower;
+                            # benchmarks/NOTES.md, item 37)
                             src, row = planes[k, p0 : p0 + C], g[k]
                             for c in range(C):
                                 row[c] = src[c]

@@ -175,9 +175,18 @@ def serial_kernels(name: str, dtype: str, S: int) -> dict:  # noqa: N803
     return _sides(name, dtype, S)[1]
 
 
-@cache
+_BUILDING = threading.Lock()  # the per-core chains ask for the serial kernels from every core
+
+
 def _sides(name: str, dtype: str, S: int) -> tuple[dict, dict]:  # noqa: N803
-    """The input side's and the output side's two directions, (parallel, serial)."""
+    """The input side's and the output side's two directions, (parallel, serial), built
+    once per variant, dtype and stride."""
+    with _BUILDING:
+        return _build_sides(name, dtype, S)
+
+
+@cache
+def _build_sides(name: str, dtype: str, S: int) -> tuple[dict, dict]:  # noqa: N803
     from tinygan.functions.winograd import VARIANTS
 
     v = VARIANTS[name]
@@ -189,15 +198,14 @@ def _sides(name: str, dtype: str, S: int) -> tuple[dict, dict]:  # noqa: N803
     output_adjoint, output_transform = _directions(
         np.ascontiguousarray(AT.T), v.m, 1, f"{key}/output"
     )
-    parallel, serial = (
-        {
-            "input_transform": input_transform[way],
-            "input_adjoint": input_adjoint[way],
-            "output_transform": output_transform[way],
-            "output_adjoint": output_adjoint[way],
-        }
-        for way in (0, 1)
-    )
+    both = {  # each (parallel, serial)
+        "input_transform": input_transform,
+        "input_adjoint": input_adjoint,
+        "output_transform": output_transform,
+        "output_adjoint": output_adjoint,
+    }
+    parallel = {direction: forms[0] for direction, forms in both.items()}
+    serial = {direction: forms[1] for direction, forms in both.items()}
     return parallel, serial
 
 

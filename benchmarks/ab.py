@@ -2,6 +2,9 @@
 
     git worktree add /tmp/before <commit>
     python -m benchmarks.ab dcgan_step /tmp/before .      # writes results/<date>_cpu_ab_*.md
+    python -m benchmarks.ab "G5 convT 64->3 32->64 fwd+bwd" /tmp/before . --reps 50
+
+The case is a GAN step or one of the layer cases of ``benchmarks.run layers`` (by its name).
 
 A change that cannot be switched off at run time (a rewrite, not a fast path beside an old
 one; those are measured by ``benchmarks.paths``) is measured this way: each round starts one
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +53,19 @@ print(json.dumps(times))
 """
 
 
+def _build(case: str) -> str:
+    """The child's code that builds ``step`` for a GAN step or a layer case."""
+    if case in _BUILD:
+        return _BUILD[case]
+    from benchmarks.cases import layer_cases
+
+    if case not in layer_cases():
+        cases = sorted(_BUILD) + sorted(layer_cases())
+        raise SystemExit(f"benchmarks.ab: no case {case!r}; the cases are {cases}")
+    build = f"layer_cases()[{case!r}][0]['tinygan']()"
+    return f"from benchmarks.cases import layer_cases; step = {build}"
+
+
 def _commit(tree: Path) -> str:
     done = subprocess.run(
         ["git", "-C", str(tree), "describe", "--always", "--dirty"], capture_output=True, text=True
@@ -58,7 +75,7 @@ def _commit(tree: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=sorted(_BUILD))
+    parser.add_argument("case", help=f"{', '.join(sorted(_BUILD))} or a layer case's name")
     parser.add_argument("trees", nargs=2, type=Path, help="two checkouts: before, after")
     parser.add_argument("--rounds", type=int, default=4, help="processes per tree")
     parser.add_argument("--reps", type=int, default=5, help="timed steps per process")
@@ -70,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     for tree in trees:
         if not (tree / "tinygan" / "__init__.py").is_file():
             parser.error(f"{tree} holds no tinygan/ package")
-    child = _CHILD.format(build=_BUILD[args.case], warmup=args.warmup, reps=args.reps)
+    child = _CHILD.format(build=_build(args.case), warmup=args.warmup, reps=args.reps)
     roles = list(zip(("before", "after"), trees))
     times: dict[str, list[float]] = {role: [] for role, _ in roles}
     for round_ in range(args.rounds):
@@ -101,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"`{tree}`" for tree in trees)
     )
     machine = machine_description(args.threads)
-    path = write_results(args.name or f"ab_{args.case}", "cpu", machine, table, [result], notes)
+    slug = re.sub(r"[^a-z0-9]+", "_", args.case.lower()).strip("_")
+    path = write_results(args.name or f"ab_{slug}", "cpu", machine, table, [result], notes)
     print(f"wrote {path}")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from benchmarks.harness import SelfTimed, time_interleaved
 
 
@@ -57,3 +59,23 @@ def test_ab_times_each_checkout_in_its_own_processes(tmp_path, monkeypatch):
     timings = list(case["timings"].values())
     assert [t["reps"] for t in timings] == [4, 4]  # 2 rounds x 2 steps, both trees
     assert all(0 < t["min_s"] <= t["median_s"] <= t["max_s"] for t in timings)
+
+
+def test_ab_takes_a_layer_case_by_name(tmp_path, monkeypatch):
+    """A layer case of ``benchmarks.run layers`` runs by its name, in a file named after it;
+    a name that is no case is refused with the list of cases."""
+    import json
+    from pathlib import Path
+
+    from benchmarks import ab, harness
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    case = "D5 conv 512->1 4->1 fwd+bwd"
+    ab.main([case, str(repo), str(repo), "--rounds", "1", "--reps", "2", "--warmup", "0"])
+    (written,) = tmp_path.glob("*_cpu_ab_d5_conv_512_1_4_1_fwd_bwd.json")
+    (result,) = json.loads(written.read_text())["cases"]
+    assert result["case"] == case
+    assert [t["reps"] for t in result["timings"].values()] == [2, 2]
+    with pytest.raises(SystemExit, match="no case 'D9'.*dcgan_step"):
+        ab.main(["D9", str(repo), str(repo)])

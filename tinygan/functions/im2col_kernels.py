@@ -84,9 +84,16 @@ def _col2im(cols, OW, SH, SW, PH, PW, DH, DW, batch_first, x):  # noqa: ANN001, 
             if r >= rows:
                 out[:] = 0
                 continue
-            for w in range(W):
-                b, k = (w + PW) % SW, (w + PW) // SW
-                out[w] = acc[a, b, r, k] if k < width else 0
+            for b in range(SW):  # phase b fills the columns w ≡ b − PW (mod SW), k = 0, 1, ..
+                w0 = (b - PW) % SW
+                k0 = (w0 + PW) // SW
+                count = (W - w0 + SW - 1) // SW
+                inside = min(count, max(0, width - k0))
+                src = acc[a, b, r]
+                for q in range(inside):
+                    out[w0 + q * SW] = src[k0 + q]
+                for q in range(inside, count):
+                    out[w0 + q * SW] = 0
 
 
 _IM2COL = one_at_a_time(_im2col)

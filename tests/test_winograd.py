@@ -152,6 +152,14 @@ def test_conv_transpose2d_second_order(winograd_always, case):
     assert {"conv2d", "conv_transpose2d", "weight_grad"} <= set(winograd_always)
 
 
+def _forward_backward(op, x, w, params, x_grad=True, w_grad=True):
+    """y = op(x, w), then backward with a fixed non-constant dL/dy: [y, the gradients asked]."""
+    xt, wt = tg.tensor(x, requires_grad=x_grad), tg.tensor(w, requires_grad=w_grad)
+    y = op(xt, wt, **params)
+    y.backward(tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape)))
+    return [y.numpy(), *(t.grad.numpy() for t in (xt, wt) if t.requires_grad)]
+
+
 @pytest.mark.parametrize("band_rows", [1, 2, 3, None])
 @pytest.mark.parametrize(
     "x_shape, kernel, stride, padding",
@@ -177,18 +185,12 @@ def test_any_band_height_gives_the_im2col_results(
     for op, w_shape in ((conv2d, (6, C)), (conv_transpose2d, (C, 6))):
         w = rng.standard_normal((*w_shape, kernel, kernel))
 
-        def forward_backward(x=x, w=w, op=op):
-            xt, wt = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
-            y = op(xt, wt, **params)
-            y.backward(tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape)))
-            return y.numpy(), xt.grad.numpy(), wt.grad.numpy()
-
         winograd_always.clear()
-        got = forward_backward()
+        got = _forward_backward(op, x, w, params)
         assert len(winograd_always) == 2, winograd_always  # the forward and the backward
         with monkeypatch.context() as off:
             off.setattr(winograd, "ENABLED", False)
-            expected = forward_backward()
+            expected = _forward_backward(op, x, w, params)
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
 
@@ -238,20 +240,13 @@ def test_per_core_chains_give_the_im2col_results(
     for op, w_shape in ((conv2d, (6, C)), (conv_transpose2d, (C, 6))):
         w = rng.standard_normal((*w_shape, kernel, kernel))
 
-        def forward_backward(x_grad, w_grad, x=x, w=w, op=op):
-            xt, wt = tg.tensor(x, requires_grad=x_grad), tg.tensor(w, requires_grad=w_grad)
-            y = op(xt, wt, **params)
-            y.backward(tg.tensor(np.cos(np.arange(y.size)).reshape(y.shape)))
-            grads = [t.grad.numpy() for t in (xt, wt) if t.requires_grad]
-            return [y.numpy(), *grads]
-
         for x_grad, w_grad in ((True, True), (True, False), (False, True)):
             ran.clear()
-            got = forward_backward(x_grad, w_grad)
+            got = _forward_backward(op, x, w, params, x_grad, w_grad)
             assert ran == [True, True], (op, x_grad, w_grad)  # forward and backward chained
             with monkeypatch.context() as off:
                 off.setattr(winograd, "ENABLED", False)
-                expected = forward_backward(x_grad, w_grad)
+                expected = _forward_backward(op, x, w, params, x_grad, w_grad)
             for g, e in zip(got, expected):
                 np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
 

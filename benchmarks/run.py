@@ -106,7 +106,8 @@ def measure_memory(
     done = subprocess.run(
         cmd, capture_output=True, text=True, env=None if env is None else {**os.environ, **env}
     )
-    if done.returncode != 0:
+    if done.returncode != 0:  # the table leaves the cell empty; say why here
+        print(f"memory of {impl} on {name!r} not measured:\n{done.stderr[-2000:]}", file=sys.stderr)
         return None
     data = json.loads(done.stdout.strip().splitlines()[-1])
     return data["peak_mb"] - data["base_mb"]

@@ -49,6 +49,72 @@ def test_first_order_sums_never_write_into_shared_gradients():
     np.testing.assert_array_equal(y.grad.numpy(), [7.0, 7.0])
 
 
+class _HandsOn(tg.Function):
+    """y = x; the backward hands x the array ``make(dL/dy)`` and notes its id (a reference
+    would be a holder of its own)."""
+
+    def forward(self, x, make):
+        self.make = make
+        return x.copy()
+
+    def backward(self, grad):
+        handed = self.make(grad.data)
+        self.handed_id = id(handed)
+        return tg.Tensor._wrap(handed)
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+def _leaf_grad_through(make, hook=None):
+    """(x.grad's array, the id of the array the backward handed on, dL/dy's array) after
+    y = _HandsOn(x, make), y.backward(dL/dy)."""
+    x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    if hook is not None:
+        x.register_hook(hook)
+    g = tg.tensor(np.ones((2, 3)))
+    y = _HandsOn.apply(x, make=make)
+    node = y._node
+    y.backward(g)
+    return x.grad.data, node.handed_id, g.data
+
+
+def test_a_gradient_nothing_else_holds_becomes_the_leaf_grad_as_it_is():
+    """No copy where nothing else can reach the array that arrives at a leaf: a fresh
+    array, or a view over the whole of a fresh array (most ops return a reshaped result)."""
+    got, handed, _ = _leaf_grad_through(lambda g: g * 2)
+    assert id(got) == handed and got.flags.owndata
+    got, handed, _ = _leaf_grad_through(lambda g: (g * 2).reshape(-1).reshape(2, 3))
+    assert id(got) == handed and not got.flags.owndata
+    np.testing.assert_array_equal(got, np.full((2, 3), 2.0))
+
+
+def test_a_gradient_something_else_holds_is_copied_for_the_leaf():
+    """A copy where the array reaching a leaf is shared: the caller's dL/dy handed on as it
+    is, an array the op keeps or a view of one, one a hook keeps, a slice of a larger array
+    (which a view would keep alive); or is read-only or Fortran-ordered. Each leaf's .grad
+    is then a writable C-contiguous array of its own."""
+    got, handed, g = _leaf_grad_through(lambda g: g)
+    assert id(got) != handed and not np.shares_memory(got, g)
+    kept = []
+    got, handed, _ = _leaf_grad_through(lambda g: kept.append(g * 2) or kept[-1])
+    assert id(got) != handed and not np.shares_memory(got, kept[-1])
+    got, handed, _ = _leaf_grad_through(lambda g: kept.append(g * 2) or kept[-1].reshape(2, 3))
+    assert id(got) != handed and not np.shares_memory(got, kept[-1])  # a view of a kept array
+    hooked = []
+    got, handed, _ = _leaf_grad_through(lambda g: g * 2, hook=hooked.append)
+    assert id(got) != handed and not np.shares_memory(got, hooked[-1].data)
+    got, handed, _ = _leaf_grad_through(lambda g: np.concatenate([g, g])[:2])
+    assert id(got) != handed and got.base is None
+    got, handed, _ = _leaf_grad_through(lambda g: _read_only(g * 2))
+    assert id(got) != handed and got.flags.writeable
+    got, handed, _ = _leaf_grad_through(lambda g: np.asfortranarray(g * 2))
+    assert id(got) != handed and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.full((2, 3), 2.0))
+
+
 def test_second_backward_through_freed_graph_is_an_error():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp()).sum()

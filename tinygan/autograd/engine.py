@@ -15,6 +15,7 @@ accumulating into ``.grad``, and skips every node that cannot reach one of those
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -196,13 +197,52 @@ def backward(
     out_grads = _root_grads(outputs, _as_list(grad_outputs), "backward")
     retain = create_graph if retain_graph is None else retain_graph
     leaf_grads, _ = _run(outputs, out_grads, retain, create_graph, targets=None)
-    for leaf, grad, owned in leaf_grads.values():
+    for entry in leaf_grads.values():
+        leaf = entry[0]
         if create_graph:
-            leaf.grad = grad if leaf.grad is None else leaf.grad + grad
-        elif leaf.grad is None:  # its own array: gradients of different leaves may share one
-            leaf.grad = grad if owned else Tensor._wrap(grad.data.copy())
+            leaf.grad = entry[1] if leaf.grad is None else leaf.grad + entry[1]
+        elif leaf.grad is None:  # an array of its own: gradients may share one
+            owned = entry[2] or _held_by_entry_alone(entry)
+            leaf.grad = Tensor._wrap(entry[1].data if owned else entry[1].data.copy())
         else:
-            leaf.grad = Tensor._wrap(leaf.grad.data + grad.data)
+            leaf.grad = Tensor._wrap(leaf.grad.data + entry[1].data)
+
+
+def _held_by_entry_alone(entry: list) -> bool:
+    """Whether the gradient in ``entry`` (a leaf's [leaf, grad, owned]) is a NumPy array
+    that nothing else can reach, so that it can become the leaf's .grad without a copy.
+
+    A gradient reaching a leaf may be shared: Add's backward hands one Tensor to both of
+    its inputs, a pass-through op hands on the caller's output gradient, a slice's or a
+    broadcast's gradient is a view of a larger array, a hook may have kept it. So the Tensor
+    must be held by this entry alone, its array by the Tensor alone, and the memory must be
+    that array's own or, for a view over the whole of a base array (most ops return their
+    result reshaped), the base's, held by the view alone. It must be writable and
+    C-contiguous, as the copy it replaces would be. "Held alone" is a reference count
+    of 2: the holder plus getrefcount's own argument (loaded from a list or an attribute,
+    which takes a reference in every CPython). PyTorch's AccumulateGrad makes the same check
+    before it takes a gradient over. Saves a copy of every leaf's gradient, every step.
+    """
+    return (
+        hasattr(sys, "getrefcount")
+        and sys.getrefcount(entry[1]) == 2
+        and type(entry[1].data) is np.ndarray
+        and entry[1].data.flags.writeable
+        and entry[1].data.flags.c_contiguous  # as a copy would be
+        and sys.getrefcount(entry[1].data) == 2
+        and (entry[1].data.flags.owndata or _whole_view_held_alone(entry[1].data))
+    )
+
+
+def _whole_view_held_alone(view: np.ndarray) -> bool:
+    """A view spanning all of its base array, an ndarray that owns its memory and that only
+    the view holds (the base's count: the view's reference plus getrefcount's argument)."""
+    return (
+        type(view.base) is np.ndarray
+        and view.base.flags.owndata
+        and view.base.nbytes == view.nbytes
+        and sys.getrefcount(view.base) == 2
+    )
 
 
 def grad(
